@@ -1,0 +1,37 @@
+# Developer entry points. Every target sets up .venv from nothing when needed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format typecheck bench soak setup clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
+	$(PY) -m pip install --quiet -e ".[sandbox,langgraph]" --group dev
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m langchain_coasty.demo $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check langchain_coasty tests cookbook
+	$(BIN)/ruff format --check langchain_coasty tests cookbook
+	$(BIN)/mypy langchain_coasty
+
+typecheck: $(STAMP)
+	$(BIN)/mypy langchain_coasty
+
+format: $(STAMP)
+	$(BIN)/ruff format langchain_coasty tests cookbook
+	$(BIN)/ruff check --fix langchain_coasty tests cookbook
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""A local Coasty server for offline tests and demos (being built)."""

@@ -1,0 +1,1 @@
+"""pytest plugin: the ``coasty_sandbox`` fixture (being built)."""

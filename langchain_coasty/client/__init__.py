@@ -1,0 +1,80 @@
+"""The Coasty API client: sync and async twins, safe retries, an exactly-once event stream.
+
+```python
+from langchain_coasty.client import CoastyClient
+
+with CoastyClient() as client:  # COASTY_API_KEY, COASTY_BASE_URL from the environment
+    run = client.runs.create(machine_id="m-1", task="Open the invoices folder")
+    for event in client.runs.events(run.id):
+        print(event.seq, event.type, event.data)
+```
+"""
+
+from langchain_coasty.client._client import AsyncCoastyClient, CoastyClient
+from langchain_coasty.client._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    CoastyError,
+    ConflictError,
+    IdempotencyInFlightError,
+    IdempotencyKeyReusedError,
+    InsufficientCreditsError,
+    InternalServerError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnprocessableEntityError,
+)
+from langchain_coasty.client._models import (
+    CreateResult,
+    IdempotencyLookup,
+    Machine,
+    MachinesPage,
+    Run,
+    RunEvent,
+    RunsPage,
+    RunStatus,
+)
+from langchain_coasty.client._params import LlmConfig, RunRequest
+from langchain_coasty.client._retry import RetryPolicy
+from langchain_coasty.client._stream import AsyncEventStream, EventStream
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncCoastyClient",
+    "AsyncEventStream",
+    "AuthenticationError",
+    "BadRequestError",
+    "CoastyClient",
+    "CoastyError",
+    "ConflictError",
+    "CreateResult",
+    "EventStream",
+    "IdempotencyInFlightError",
+    "IdempotencyKeyReusedError",
+    "IdempotencyLookup",
+    "InsufficientCreditsError",
+    "InternalServerError",
+    "InvalidRequestError",
+    "LlmConfig",
+    "Machine",
+    "MachinesPage",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RetryPolicy",
+    "Run",
+    "RunEvent",
+    "RunRequest",
+    "RunStatus",
+    "RunsPage",
+    "UnprocessableEntityError",
+]

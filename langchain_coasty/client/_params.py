@@ -1,0 +1,207 @@
+"""Request parameters, checked client-side against the documented limits.
+
+A bad value raises `InvalidRequestError` naming the field and its limit before anything
+is sent, so a mistake costs no request, no credit and no idempotency key.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from langchain_coasty.client._errors import InvalidRequestError
+
+__all__ = ["LlmConfig", "RunRequest", "build_run_request"]
+
+_STATUSES = ("queued", "running", "awaiting_human", "succeeded", "failed", "cancelled", "timed_out")
+_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_\-:]{1,128}$")
+
+# What a person (or an LLM) needs to fix a rejected value, keyed by field path.
+_LIMITS: dict[str, str] = {
+    "machine_id": "a string of 1..128 characters",
+    "task": "a string of 1..16000 characters",
+    "cua_version": "one of v1, v3, v4, v5",
+    "instructions": "a string of at most 16000 characters, or null",
+    "system_prompt": "a string of at most 32000 characters, or null",
+    "model": "a string, or null",
+    "max_steps": "an integer in 1..1000",
+    "deadline_seconds": "an integer in 1..86400, or null",
+    "on_awaiting_human": "one of pause, fail, cancel",
+    "awaiting_human_timeout_seconds": "an integer in 1..86400, or null",
+    "webhook_url": "a URL of at most 2048 characters, or null",
+    "metadata": "an object with at most 50 keys, or null",
+    "llm": "an object with provider (managed, anthropic, openai) and optional model names",
+    "llm.provider": "one of managed, anthropic, openai",
+    "llm.model": "a string of 1..512 characters, or null",
+    "llm.grounding_model": "a string of 1..512 characters, or null",
+    "llm.compaction_model": "a string of 1..512 characters, or null",
+    "llm.code_agent_model": "a string of 1..512 characters, or null",
+    "note": "a string of at most 2000 characters, or null",
+    "limit": "an integer in 1..200",
+    "status": "one of " + ", ".join(_STATUSES),
+    "idempotency_key": "1..128 characters of [A-Za-z0-9_-:]",
+    "llm_provider": "anthropic or openai (required with llm_api_key)",
+    "llm_api_key": "a string of 16..512 characters",
+    "run_id": "a non-empty string",
+    "after": "an integer >= 0",
+    "max_retries": "an integer >= 0",
+    "timeout": "a positive number of seconds, or None",
+}
+
+_ModelName = Field(default=None, min_length=1, max_length=512)
+
+
+class LlmConfig(BaseModel):
+    """Opt-in BYOK model selection (the key itself travels in a header, never in the body)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    provider: Literal["managed", "anthropic", "openai"] = "managed"
+    model: str | None = _ModelName
+    grounding_model: str | None = _ModelName
+    compaction_model: str | None = _ModelName
+    code_agent_model: str | None = _ModelName
+
+
+class RunRequest(BaseModel):
+    """Body of `POST /v1/runs`, mirroring the published RunRequest schema."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    machine_id: str = Field(min_length=1, max_length=128)
+    task: str = Field(min_length=1, max_length=16000)
+    cua_version: Literal["v1", "v3", "v4", "v5"] = "v5"
+    instructions: str | None = Field(default=None, max_length=16000)
+    system_prompt: str | None = Field(default=None, max_length=32000)
+    model: str | None = None
+    max_steps: int = Field(default=50, ge=1, le=1000)
+    deadline_seconds: int | None = Field(default=None, ge=1, le=86400)
+    on_awaiting_human: Literal["pause", "fail", "cancel"] = "pause"
+    awaiting_human_timeout_seconds: int | None = Field(default=None, ge=1, le=86400)
+    webhook_url: str | None = Field(default=None, max_length=2048)
+    metadata: dict[str, Any] | None = Field(default=None, max_length=50)
+    llm: LlmConfig | None = None
+
+
+def _summarize(value: object) -> str:
+    if isinstance(value, dict):
+        return f"an object with {len(value)} keys"
+    if isinstance(value, str) and len(value) > 40:
+        return f"a string of {len(value)} characters"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def invalid(field: str, value: object = None, *, problem: str | None = None) -> InvalidRequestError:
+    """The error for a rejected parameter, naming the field and its limit."""
+    limit = _LIMITS.get(field, "see the API reference")
+    detail = problem or f"got {_summarize(value)}"
+    return InvalidRequestError(
+        f"Invalid parameter `{field}`: must be {limit} ({detail}).", field=field, limit=limit
+    )
+
+
+def _from_validation_error(exc: ValidationError) -> InvalidRequestError:
+    first = exc.errors()[0]
+    loc = [str(part) for part in first["loc"] if not str(part).startswith(("function-", "lax-"))]
+    # Pydantic appends the union branch / type tag (e.g. "str") to the location.
+    field = ".".join(p for p in loc if p not in {"str", "int", "dict[str,any]", "LlmConfig"})
+    if first["type"] == "extra_forbidden":
+        if field == "llm.api_key":
+            return InvalidRequestError(
+                "Invalid parameter `llm.api_key`: the provider key is never sent in the body; "
+                "pass it as `llm_api_key` to the client (it travels in the X-LLM-Api-Key header).",
+                field=field,
+                limit="not a body field",
+            )
+        if field in _LIMITS:
+            return invalid(field, problem="unknown field")
+        return InvalidRequestError(
+            f"Unknown parameter `{field}`: RunRequest accepts only "
+            + ", ".join(RunRequest.model_fields)
+            + ".",
+            field=field,
+            limit="a documented RunRequest field",
+        )
+    if first["type"] == "missing":
+        return invalid(field, problem="missing")
+    return invalid(field, first.get("input"))
+
+
+def build_run_request(fields: dict[str, Any]) -> dict[str, Any]:
+    """Validate RunRequest fields and return the JSON body (only the fields given)."""
+    try:
+        request = RunRequest.model_validate(fields)
+    except ValidationError as exc:
+        raise _from_validation_error(exc) from None
+    return request.model_dump(mode="json", exclude_unset=True)
+
+
+def check_idempotency_key(key: str | None) -> str:
+    """Return the caller's key after checking it, or a fresh random one."""
+    if key is None:
+        return f"lc-{uuid.uuid4().hex}"
+    if not isinstance(key, str) or not _IDEMPOTENCY_KEY.match(key):
+        raise invalid("idempotency_key", key)
+    return key
+
+
+def check_run_id(run_id: str) -> str:
+    """Reject an empty or non-string run id before it reaches a URL."""
+    if not isinstance(run_id, str) or not run_id.strip():
+        raise invalid("run_id", run_id)
+    return run_id
+
+
+def check_note(note: str | None) -> dict[str, Any]:
+    """The body of a resume call."""
+    if note is None:
+        return {}
+    if not isinstance(note, str) or len(note) > 2000:
+        raise invalid("note", note)
+    return {"note": note}
+
+
+def check_list_params(status: str | None, limit: int) -> dict[str, Any]:
+    """Query parameters of `GET /v1/runs`."""
+    params: dict[str, Any] = {"limit": limit}
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 200:
+        raise invalid("limit", limit)
+    if status is not None:
+        status = getattr(status, "value", status)
+        if status not in _STATUSES:
+            raise invalid("status", status)
+        params["status"] = status
+    return params
+
+
+def check_after(after: int) -> int:
+    """The resume cursor of an event stream."""
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise invalid("after", after)
+    return after
+
+
+def check_llm_headers(
+    provider: str | None, api_key: str | None, model: str | None
+) -> dict[str, str]:
+    """Validate the BYOK client options and return the X-LLM-* headers they produce."""
+    headers: dict[str, str] = {}
+    if provider is not None:
+        if provider not in ("anthropic", "openai"):
+            raise invalid("llm_provider", provider)
+        headers["X-LLM-Provider"] = provider
+    if api_key is not None:
+        if not 16 <= len(api_key) <= 512:
+            raise invalid("llm_api_key", problem=f"got {len(api_key)} characters")
+        if provider is None:
+            raise invalid("llm_provider", problem="missing while llm_api_key is set")
+        headers["X-LLM-Api-Key"] = api_key
+    if model is not None:
+        if not isinstance(model, str) or not 1 <= len(model) <= 512:
+            raise invalid("llm.model", model)
+        headers["X-LLM-Model"] = model
+    return headers

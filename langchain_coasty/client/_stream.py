@@ -1,0 +1,332 @@
+"""The resumable, exactly-once, in-order run event stream (sync and async twins).
+
+One cursor (the last delivered `seq`) is all the state kept, so memory stays flat over any
+number of events. A stream only ends at `done`: a clean EOF, a cut connection, a read timeout
+or a garbled frame before it means "reconnect with Last-Event-ID", within a budget of
+reconnects without progress that resets whenever a new event arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import httpx
+from httpx_sse import EventSource, ServerSentEvent
+
+from langchain_coasty.client._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    CoastyError,
+    status_error_from_response,
+)
+from langchain_coasty.client._models import RunEvent
+from langchain_coasty.client._retry import RetryPolicy
+
+__all__ = ["AsyncEventStream", "EventStream", "StreamConfig"]
+
+logger = logging.getLogger("langchain_coasty.client")
+
+_FATAL_STATUSES = frozenset({401, 403, 404})
+
+
+class _BadFrame(Exception):
+    """A frame that cannot be parsed; the stream reconnects from the cursor."""
+
+
+@dataclass
+class StreamConfig:
+    """What an event stream needs from its client."""
+
+    url: str
+    headers: dict[str, str]
+    timeout: httpx.Timeout
+    policy: RetryPolicy
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+
+class _Cursor:
+    """Turns raw SSE frames into new events, dropping heartbeats, phantoms and duplicates."""
+
+    def __init__(self, after: int) -> None:
+        self.last_seq = after
+        self.duplicates = 0
+
+    def accept(self, sse: ServerSentEvent) -> RunEvent | None:
+        # httpx-sse yields an empty event (carrying the sticky last id) after each
+        # heartbeat comment; frames without data carry no event.
+        if not sse.data.strip():
+            return None
+        try:
+            payload = json.loads(sse.data)
+        except ValueError as exc:
+            raise _BadFrame(f"frame data is not JSON: {sse.data[:80]!r}") from exc
+        if not isinstance(payload, dict):
+            raise _BadFrame("frame data is not a JSON object")
+        seq = payload.get("seq")
+        if isinstance(seq, bool) or not isinstance(seq, int):
+            try:
+                seq = int(sse.id)
+            except ValueError as exc:
+                raise _BadFrame("frame has no integer seq") from exc
+        if seq <= self.last_seq:
+            self.duplicates += 1
+            return None
+        data = payload.get("data")
+        ts = payload.get("ts")
+        extra = {k: v for k, v in payload.items() if k not in ("seq", "type", "data", "ts")}
+        event = RunEvent.model_validate(
+            {
+                **extra,
+                "seq": seq,
+                "type": str(payload.get("type") or sse.event or "message"),
+                "data": data
+                if isinstance(data, dict)
+                else ({} if data is None else {"value": data}),
+                "ts": ts if isinstance(ts, int | float) and not isinstance(ts, bool) else None,
+            }
+        )
+        self.last_seq = seq
+        return event
+
+
+def _connection_error(exc: httpx.TransportError, what: str) -> APIConnectionError:
+    name = type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"{what}: {name}: {exc}")
+    return APIConnectionError(f"{what}: {name}: {exc}")
+
+
+class _StreamBase:
+    """Request building and failure bookkeeping shared by the sync and async streams."""
+
+    def __init__(self, config: StreamConfig, after: int, deadline: float | None) -> None:
+        self._config = config
+        self._cursor = _Cursor(after)
+        self._deadline = deadline
+        self._failures = 0
+        self._retry_after: float | None = None
+        self.reconnects = 0
+        """Connections opened after the first one (cuts, rotations, errors)."""
+
+    @property
+    def last_seq(self) -> int:
+        """The `seq` of the last event delivered (the resume cursor)."""
+        return self._cursor.last_seq
+
+    def _request_args(self) -> dict[str, Any]:
+        headers = {
+            **self._config.headers,
+            "Accept": "text/event-stream",
+            "Cache-Control": "no-store",
+        }
+        if self.last_seq > 0:
+            headers["Last-Event-ID"] = str(self.last_seq)
+        timeout = self._config.timeout
+        if self._deadline is not None:
+            remaining = max(self._deadline - time.monotonic(), 0.01)
+            read = timeout.read if timeout.read is not None else remaining
+            timeout = httpx.Timeout(
+                connect=timeout.connect,
+                read=min(read, remaining + 0.05),
+                write=timeout.write,
+                pool=timeout.pool,
+            )
+        return {"headers": headers, "timeout": timeout}
+
+    def _check_deadline(self) -> None:
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            raise APITimeoutError(
+                f"Gave up waiting for events after the deadline (last seq {self.last_seq})."
+            )
+
+    def _status_failure(self, response: httpx.Response) -> CoastyError:
+        error = status_error_from_response(response, secrets=self._config.secrets)
+        if error.status_code in _FATAL_STATUSES or not error.retryable:
+            raise error
+        self._retry_after = error.retry_after
+        return error
+
+    @staticmethod
+    def _check_content_type(response: httpx.Response) -> CoastyError | None:
+        content_type = response.headers.get("content-type", "")
+        if "text/event-stream" not in content_type:
+            return APIConnectionError(f"expected an event stream, got {content_type!r}")
+        return None
+
+    def _failed(self, error: CoastyError) -> float:
+        """Count a failed connection; return the delay before the next one, or raise."""
+        self._check_deadline()
+        self._failures += 1
+        if self._failures > self._config.policy.stream_max_reconnects:
+            if isinstance(error, APIStatusError):
+                raise error
+            raise type(error)(
+                f"Event stream gave up after {self._failures - 1} reconnects without a new "
+                f"event (last seq {self.last_seq}): {error}"
+            )
+        delay = self._config.policy.stream_delay(self._failures, self._retry_after)
+        self._retry_after = None
+        self.reconnects += 1
+        logger.debug(
+            "Reconnecting event stream after seq %d in %.2f s: %s", self.last_seq, delay, error
+        )
+        return delay
+
+    def _progress(self) -> None:
+        self._failures = 0
+
+
+class EventStream(_StreamBase):
+    """Iterator of a run's events; ends after `done`. Close it (or use `with`) to stop early."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        config: StreamConfig,
+        *,
+        after: int = 0,
+        deadline: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(config, after, deadline)
+        self._http = http
+        self._sleep = sleep
+        self._iterator = self._iter_events()
+
+    def __iter__(self) -> EventStream:
+        return self
+
+    def __next__(self) -> RunEvent:
+        return next(self._iterator)
+
+    def close(self) -> None:
+        """Stop following the stream and release its connection."""
+        self._iterator.close()
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _iter_events(self) -> Generator[RunEvent, None, None]:
+        while True:
+            self._check_deadline()
+            error: CoastyError
+            try:
+                with self._http.stream("GET", self._config.url, **self._request_args()) as response:
+                    if response.status_code != 200:
+                        response.read()
+                        error = self._status_failure(response)
+                    else:
+                        bad_type = self._check_content_type(response)
+                        if bad_type is not None:
+                            error = bad_type
+                        else:
+                            for sse in EventSource(response).iter_sse():
+                                event = self._cursor.accept(sse)
+                                if event is None:
+                                    continue
+                                self._progress()
+                                yield event
+                                if event.type == "done":
+                                    return
+                                self._check_deadline()
+                            error = APIConnectionError("stream ended before the done event")
+            except httpx.TransportError as exc:
+                error = _connection_error(exc, "event stream interrupted")
+            except _BadFrame as exc:
+                error = APIConnectionError(f"garbled event frame: {exc}")
+            delay = self._failed(error)
+            if delay > 0:
+                self._sleep(delay)
+
+
+class AsyncEventStream(_StreamBase):
+    """Async iterator of a run's events; ends after `done`. `aclose()` or `async with` stops it."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        config: StreamConfig,
+        *,
+        after: int = 0,
+        deadline: float | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        super().__init__(config, after, deadline)
+        self._http = http
+        self._sleep = sleep
+        self._iterator = self._iter_events()
+
+    def __aiter__(self) -> AsyncEventStream:
+        return self
+
+    async def __anext__(self) -> RunEvent:
+        return await self._iterator.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop following the stream and release its connection."""
+        await self._iterator.aclose()
+
+    async def __aenter__(self) -> AsyncEventStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _iter_events(self) -> AsyncGenerator[RunEvent, None]:
+        while True:
+            self._check_deadline()
+            error: CoastyError
+            try:
+                async with self._http.stream(
+                    "GET", self._config.url, **self._request_args()
+                ) as response:
+                    if response.status_code != 200:
+                        await response.aread()
+                        error = self._status_failure(response)
+                    else:
+                        bad_type = self._check_content_type(response)
+                        if bad_type is not None:
+                            error = bad_type
+                        else:
+                            frames = EventSource(response).aiter_sse()
+                            try:
+                                async for sse in frames:
+                                    event = self._cursor.accept(sse)
+                                    if event is None:
+                                        continue
+                                    self._progress()
+                                    yield event
+                                    if event.type == "done":
+                                        return
+                                    self._check_deadline()
+                            finally:
+                                await frames.aclose()
+                            error = APIConnectionError("stream ended before the done event")
+            except httpx.TransportError as exc:
+                error = _connection_error(exc, "event stream interrupted")
+            except _BadFrame as exc:
+                error = APIConnectionError(f"garbled event frame: {exc}")
+            delay = self._failed(error)
+            if delay > 0:
+                await self._sleep(delay)

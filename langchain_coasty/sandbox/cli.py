@@ -1,0 +1,53 @@
+"""``coasty-sandbox``: serve the local Coasty sandbox until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse arguments and serve in the foreground."""
+    parser = argparse.ArgumentParser(
+        prog="coasty-sandbox", description="A local server speaking Coasty's /v1/runs API."
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--pace", type=float, default=0.5, help="seconds per agent step")
+    parser.add_argument("--scenarios", help="JSON or YAML scenario file")
+    parser.add_argument("--seed", type=int, default=0, help="seed for fault injection")
+    parser.add_argument("--heartbeat-interval", type=float, default=15.0)
+    parser.add_argument("--rotation-seconds", type=float, default=300.0)
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+
+    import uvicorn
+
+    from langchain_coasty.sandbox.app import create_app
+    from langchain_coasty.sandbox.engine import Engine, SandboxConfig
+    from langchain_coasty.sandbox.scenarios import parse_scenarios, read_scenario_file
+
+    config = SandboxConfig(
+        pace=args.pace,
+        heartbeat_interval=args.heartbeat_interval,
+        rotation_seconds=args.rotation_seconds,
+    )
+    scenarios = parse_scenarios(read_scenario_file(args.scenarios)) if args.scenarios else []
+    engine = Engine(config, scenarios, seed=args.seed)
+    base_url = f"http://{args.host}:{args.port}"
+    print(f"Coasty sandbox on {base_url}")
+    print(f"  COASTY_BASE_URL={base_url}")
+    print(f"  COASTY_API_KEY=sk-coasty-test-{secrets.token_hex(16)}  (any sk-coasty-test-* works)")
+    print(f"  machines: {', '.join(engine.machine_ids)}; control plane: {base_url}/_sandbox/")
+    uvicorn.run(
+        create_app(engine),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=2,
+    )
+
+
+if __name__ == "__main__":
+    main()

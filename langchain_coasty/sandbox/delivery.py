@@ -1,0 +1,106 @@
+"""Outbound webhook deliveries: signed like Coasty, retried with backoff, logged.
+
+Body ``{"id": "evt_<hex>", "type": "run.<status>", "created": <unix>, "data": <run>}`` with
+``Coasty-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, f"{t}." + raw_body)>`` (and the
+legacy ``X-Coasty-Signature`` alias). Non-2xx answers and connection errors are retried up
+to ``webhook_max_attempts`` times, waiting ``webhook_retry_base * 2**(attempt - 1)`` seconds.
+Each attempt is logged (``GET /_sandbox/webhooks``). Deliveries run in their own tasks and
+never hold up a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The Coasty-Signature header value for ``body`` sent at ``timestamp``."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+class WebhookSender:
+    """Sends webhook events in background tasks and keeps the attempt log."""
+
+    def __init__(
+        self, settings: Callable[[], tuple[float, int, float]], on_attempt: Callable[[], None]
+    ) -> None:
+        self._settings = settings  # -> (retry_base, max_attempts, timeout)
+        self._on_attempt = on_attempt
+        self._client: httpx.AsyncClient | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.log: list[dict[str, Any]] = []
+
+    def send(self, url: str, secret: str, event_type: str, run: dict[str, Any]) -> None:
+        event = {
+            "id": f"evt_{secrets.token_hex(12)}",
+            "type": event_type,
+            "created": int(time.time()),
+            "data": run,
+        }
+        task = asyncio.get_running_loop().create_task(self._deliver(url, secret, event))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, url: str, secret: str, event: dict[str, Any]) -> None:
+        body = json.dumps(event, separators=(",", ":")).encode()
+        if self._client is None:
+            self._client = httpx.AsyncClient()
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_base, max_attempts, timeout = self._settings()
+            signature = sign(secret, body, int(time.time()))
+            entry: dict[str, Any] = {
+                "url": url,
+                "event_id": event["id"],
+                "event_type": event["type"],
+                "run_id": event["data"]["id"],
+                "attempt": attempt,
+                "status": None,
+                "error": None,
+                "delivered": False,
+                "ts": time.time(),
+            }
+            self._on_attempt()
+            try:
+                response = await self._client.post(
+                    url,
+                    content=body,
+                    headers={
+                        "Content-Type": "application/json",
+                        "Coasty-Signature": signature,
+                        "X-Coasty-Signature": signature,
+                        "User-Agent": "coasty-sandbox-webhooks",
+                    },
+                    timeout=timeout,
+                )
+                entry["status"] = response.status_code
+                entry["delivered"] = response.is_success
+            except httpx.HTTPError as exc:
+                entry["error"] = f"{type(exc).__name__}: {exc}"
+            self.log.append(entry)
+            if entry["delivered"] or attempt >= max_attempts:
+                return
+            await asyncio.sleep(retry_base * 2 ** (attempt - 1))
+
+    def reset(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        self._tasks.clear()
+        self.log.clear()
+
+    async def aclose(self) -> None:
+        self.reset()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

@@ -1,0 +1,545 @@
+"""The run engine: run state, the scripted agent driving each run, and the event log.
+
+One asyncio task per active run walks the run's plan (see ``scenarios``). Events are kept
+per run as ready-to-send SSE frames (bytes), and every open stream waits on the run's
+change notification, so a thousand runs with open streams cost a thousand idle tasks.
+State machine: queued -> running -> (awaiting_human <-> running) -> succeeded | failed |
+cancelled | timed_out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from langchain_coasty.sandbox.delivery import WebhookSender
+from langchain_coasty.sandbox.faults import FaultInjector
+from langchain_coasty.sandbox.scenarios import (
+    DEFAULT_SCENARIO,
+    FailSpec,
+    PauseSpec,
+    Plan,
+    Scenario,
+    StepSpec,
+    choose,
+)
+from langchain_coasty.sandbox.validation import RUN_STATUSES
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
+CREDITS_PER_STEP = {"v1": 8, "v3": 5, "v4": 5, "v5": 5}
+MACHINE_IDS = ("m-sandbox-1", "m-sandbox-2", "m-sandbox-3", "m-sandbox-4")
+_FILLER_YIELD_EVERY = 512
+
+
+@dataclass(slots=True)
+class SandboxConfig:
+    """Server settings changeable at runtime with ``POST /_sandbox/config``."""
+
+    pace: float = 0.0
+    heartbeat_interval: float = 15.0
+    rotation_seconds: float = 300.0
+    webhook_retry_base: float = 1.0
+    webhook_max_attempts: int = 5
+    webhook_timeout: float = 5.0
+    max_body_bytes: int = 1_048_576
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Apply known settings; raises ValueError on an unknown name or a bad value."""
+        names = {f.name for f in fields(self)}
+        for name, value in values.items():
+            if name not in names:
+                raise ValueError(f"unknown setting {name!r}; allowed: {sorted(names)}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0")
+        for name, value in values.items():
+            current = getattr(self, name)
+            setattr(self, name, int(value) if isinstance(current, int) else float(value))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class InvalidState(Exception):
+    """A cancel or resume that the run's current status does not allow."""
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Run:
+    """One run: its request, its state, and its event frames."""
+
+    __slots__ = (
+        "_changed",
+        "awaiting_human_reason",
+        "awaiting_human_since",
+        "awaiting_human_timeout_seconds",
+        "closed",
+        "created_at",
+        "credits_charged",
+        "cua_version",
+        "deadline_handle",
+        "deadline_seconds",
+        "driver",
+        "dropped",
+        "error",
+        "finished_at",
+        "frames",
+        "id",
+        "instructions",
+        "key_kind",
+        "llm",
+        "machine_id",
+        "max_steps",
+        "metadata",
+        "model",
+        "on_awaiting_human",
+        "plan",
+        "result",
+        "resume_waiter",
+        "started_at",
+        "status",
+        "steps_completed",
+        "system_prompt",
+        "task",
+        "webhook_secret",
+        "webhook_url",
+    )
+
+    def __init__(self, body: dict[str, Any], key_kind: str, llm: dict[str, Any] | None) -> None:
+        self.id = str(uuid.uuid4())
+        self.key_kind = key_kind
+        self.machine_id: str = body["machine_id"]
+        self.task: str = body["task"]
+        self.cua_version: str = body.get("cua_version", "v5")
+        self.instructions: str | None = body.get("instructions")
+        self.system_prompt: str | None = body.get("system_prompt")
+        self.model: str | None = body.get("model")
+        self.max_steps = int(body.get("max_steps", 50))
+        deadline = body.get("deadline_seconds")
+        self.deadline_seconds = int(deadline) if deadline is not None else None
+        self.on_awaiting_human: str = body.get("on_awaiting_human", "pause")
+        wait = body.get("awaiting_human_timeout_seconds")
+        self.awaiting_human_timeout_seconds = int(wait) if wait is not None else None
+        self.webhook_url: str | None = body.get("webhook_url")
+        self.webhook_secret = f"whsec_{secrets.token_hex(24)}" if self.webhook_url else None
+        self.metadata: dict[str, Any] | None = body.get("metadata")
+        self.llm = llm
+        self.status = "queued"
+        self.steps_completed = 0
+        self.credits_charged = 0
+        self.result: dict[str, Any] | None = None
+        self.error: dict[str, Any] | None = None
+        self.awaiting_human_reason: str | None = None
+        self.created_at = time.time()
+        self.started_at: float | None = None
+        self.awaiting_human_since: float | None = None
+        self.finished_at: float | None = None
+        self.frames: list[bytes] = []
+        self.closed = False
+        self.dropped = False
+        self.driver: asyncio.Task[None] | None = None
+        self.deadline_handle: asyncio.TimerHandle | None = None
+        self.resume_waiter: asyncio.Future[str | None] | None = None
+        self.plan: Plan | None = None
+        self._changed: asyncio.Event | None = None
+
+    def notify(self) -> None:
+        """Wake every stream waiting on this run."""
+        changed = self._changed
+        if changed is not None:
+            self._changed = None
+            changed.set()
+
+    async def wait_changed(self) -> None:
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        await self._changed.wait()
+
+    def to_json(self, request_id: str | None, *, include_secret: bool = False) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "agent.run",
+            "status": self.status,
+            "machine_id": self.machine_id,
+            "task": self.task,
+            "cua_version": self.cua_version,
+            "instructions": self.instructions,
+            "max_steps": self.max_steps,
+            "deadline_seconds": self.deadline_seconds,
+            "on_awaiting_human": self.on_awaiting_human,
+            "awaiting_human_timeout_seconds": self.awaiting_human_timeout_seconds,
+            "steps_completed": self.steps_completed,
+            "credits_charged": self.credits_charged,
+            "cost_cents": self.credits_charged,
+            "result": self.result,
+            "error": self.error,
+            "awaiting_human_reason": self.awaiting_human_reason,
+            "metadata": self.metadata,
+            "llm": dict(self.llm) if self.llm is not None else None,
+            "webhook_url": self.webhook_url,
+            "webhook_secret": self.webhook_secret if include_secret else None,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "awaiting_human_since": iso(self.awaiting_human_since),
+            "finished_at": iso(self.finished_at),
+            "request_id": request_id,
+        }
+
+
+@dataclass(slots=True)
+class IdempotencyRecord:
+    """What a keyed create left behind: processing, or the original response."""
+
+    body_hash: str
+    status: str  # "processing" | "completed"
+    request_id: str
+    original_status: int | None = None
+    body: bytes | None = None
+
+
+def body_hash(body: Any) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Engine:
+    """All sandbox state: runs, idempotency records, scenarios, faults, counters, webhooks."""
+
+    def __init__(
+        self,
+        config: SandboxConfig | None = None,
+        scenarios: list[Scenario] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.config = config or SandboxConfig()
+        self.initial_config = SandboxConfig(**self.config.to_dict())
+        self.base_scenarios = list(scenarios or [])
+        self.custom_scenarios: list[Scenario] = []
+        self.faults = FaultInjector(seed)
+        self.webhooks = WebhookSender(self._webhook_settings, self._count_webhook_attempt)
+        self.machine_ids = MACHINE_IDS
+        self.closing = False
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self.runs: dict[str, Run] = {}
+        self.idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
+        self.counts: Counter[str] = Counter()
+        self.open_streams = 0
+
+    def _webhook_settings(self) -> tuple[float, int, float]:
+        c = self.config
+        return c.webhook_retry_base, c.webhook_max_attempts, c.webhook_timeout
+
+    def _count_webhook_attempt(self) -> None:
+        self.counts["webhook_attempts"] += 1
+
+    # -- control plane -------------------------------------------------------------------
+
+    def reset(self, *, restore_config: bool = False) -> None:
+        """Drop runs, records, counters, faults and custom scenarios; end open streams."""
+        for run in self.runs.values():
+            self._stop_driver(run)
+            run.dropped = True
+            run.notify()
+        self._reset_state()
+        self.custom_scenarios.clear()
+        self.faults.clear()
+        self.webhooks.reset()
+        if restore_config:
+            self.config = SandboxConfig(**self.initial_config.to_dict())
+
+    def counters(self) -> dict[str, Any]:
+        by_status = dict.fromkeys(RUN_STATUSES, 0)
+        for run in self.runs.values():
+            by_status[run.status] += 1
+        names = (
+            "runs_created",
+            "create_calls",
+            "create_replays",
+            "stream_connections",
+            "cancels",
+            "resumes",
+            "events_emitted",
+            "webhook_attempts",
+        )
+        out: dict[str, Any] = {name: self.counts[name] for name in names}
+        out["open_streams"] = self.open_streams
+        out["faults_fired"] = dict(self.faults.fired)
+        out["runs_by_status"] = by_status
+        return out
+
+    def end_streams(self) -> None:
+        """Make every open stream end cleanly (the server is shutting down)."""
+        self.closing = True
+        for run in self.runs.values():
+            run.notify()
+
+    async def aclose(self) -> None:
+        self.end_streams()
+        for run in self.runs.values():
+            self._stop_driver(run)
+        await self.webhooks.aclose()
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def visible(self, run_id: str, key_kind: str) -> Run | None:
+        run = self.runs.get(run_id)
+        return run if run is not None and run.key_kind == key_kind else None
+
+    def create(self, body: dict[str, Any], key_kind: str, llm: dict[str, Any] | None) -> Run:
+        run = Run(body, key_kind, llm)
+        scenario = choose([*self.base_scenarios, *self.custom_scenarios], run.task)
+        run.plan = scenario.plan(run.task, run.max_steps)
+        self.runs[run.id] = run
+        self.counts["runs_created"] += 1
+        self._emit(run, "status", {"status": "queued", "previous": None})
+        loop = asyncio.get_running_loop()
+        if run.deadline_seconds is not None:
+            run.deadline_handle = loop.call_later(run.deadline_seconds, self._deadline, run)
+        run.driver = loop.create_task(self._drive(run))
+        return run
+
+    def cancel(self, run: Run) -> None:
+        if run.status in TERMINAL:
+            raise InvalidState(
+                f"Run {run.id} is {run.status}; only queued, running or awaiting_human runs "
+                "can be cancelled."
+            )
+        self.counts["cancels"] += 1
+        self._finish(run, "cancelled")
+
+    def resume(self, run: Run, note: str | None) -> None:
+        if run.status != "awaiting_human":
+            raise InvalidState(
+                f"Run {run.id} is {run.status}; only a run in awaiting_human can be resumed."
+            )
+        self.counts["resumes"] += 1
+        run.awaiting_human_since = None
+        run.awaiting_human_reason = None
+        self._emit(run, "resumed", {"note": note})
+        self._set_status(run, "running")
+        if run.resume_waiter is not None and not run.resume_waiter.done():
+            run.resume_waiter.set_result(note)
+
+    # -- the scripted agent --------------------------------------------------------------
+
+    def _emit(self, run: Run, event_type: str, data: dict[str, Any]) -> None:
+        if run.closed:
+            return
+        seq = len(run.frames) + 1
+        payload = json.dumps(
+            {"seq": seq, "type": event_type, "data": data, "ts": round(time.time(), 6)},
+            separators=(",", ":"),
+        )
+        run.frames.append(f"id: {seq}\nevent: {event_type}\ndata: {payload}\n\n".encode())
+        self.counts["events_emitted"] += 1
+        if event_type == "done":
+            run.closed = True
+        run.notify()
+
+    def _set_status(self, run: Run, status: str) -> None:
+        previous, run.status = run.status, status
+        self._emit(run, "status", {"status": status, "previous": previous})
+
+    async def _pace(self, run: Run, fraction: float) -> None:
+        assert run.plan is not None
+        pace = run.plan.pace if run.plan.pace is not None else self.config.pace
+        await asyncio.sleep(pace * fraction)
+
+    async def _drive(self, run: Run) -> None:
+        plan = run.plan
+        assert plan is not None
+        await self._pace(run, 0.2)
+        run.started_at = time.time()
+        self._set_status(run, "running")
+        steps_done = 0
+        for item in plan.items:
+            if isinstance(item, StepSpec):
+                if run.steps_completed >= run.max_steps:
+                    self._finish(
+                        run,
+                        "failed",
+                        error={
+                            "code": "MAX_STEPS_EXCEEDED",
+                            "message": f"The run used all max_steps={run.max_steps} steps "
+                            "before finishing the task.",
+                        },
+                    )
+                    return
+                filler = plan.filler_per_step[steps_done] if plan.filler_per_step else 0
+                await self._step(run, item, filler)
+                steps_done += 1
+            elif isinstance(item, PauseSpec):
+                if not await self._pause(run, item):
+                    return
+            elif isinstance(item, FailSpec):
+                self._finish(run, "failed", error={"code": item.code, "message": item.message})
+                return
+        if plan.filler_per_step and steps_done == 0:
+            await self._filler(run, plan.filler_per_step[0])
+        self._emit(run, "text", {"text": f"Finished: {run.task[:200]}"})
+        self._finish(run, "succeeded", result=plan.result)
+
+    async def _filler(self, run: Run, count: int) -> None:
+        for i in range(count):
+            self._emit(run, "reasoning", {"text": f"Looking closer at the screen ({i + 1})."})
+            if i % _FILLER_YIELD_EVERY == _FILLER_YIELD_EVERY - 1:
+                await asyncio.sleep(0)
+
+    async def _step(self, run: Run, step: StepSpec, filler: int) -> None:
+        number = run.steps_completed + 1
+        call_id = f"tc_{secrets.token_hex(6)}"
+        self._emit(run, "reasoning", {"text": step.reasoning})
+        await self._filler(run, filler)
+        await self._pace(run, 0.4)
+        self._emit(
+            run,
+            "tool_call",
+            {"step": number, "id": call_id, "action": step.action, "args": step.args},
+        )
+        await self._pace(run, 0.4)
+        self._emit(
+            run,
+            "tool_result",
+            {"step": number, "id": call_id, "ok": step.ok, "output": step.output},
+        )
+        run.steps_completed = number
+        credits = CREDITS_PER_STEP.get(run.cua_version, 5)
+        run.credits_charged += credits
+        self._emit(
+            run,
+            "step",
+            {
+                "step": number,
+                "steps_completed": number,
+                "max_steps": run.max_steps,
+                "summary": step.summary,
+            },
+        )
+        self._emit(
+            run,
+            "billing",
+            {
+                "credits": credits,
+                "credits_charged": run.credits_charged,
+                "cost_cents": run.credits_charged,
+            },
+        )
+
+    async def _pause(self, run: Run, pause: PauseSpec) -> bool:
+        """Handle a pause per on_awaiting_human; False when the run ended there."""
+        if run.on_awaiting_human != "pause":
+            run.awaiting_human_reason = pause.reason
+            error = {
+                "code": "AWAITING_HUMAN",
+                "message": f"The agent needed a person ({pause.reason}) and "
+                f"on_awaiting_human is {run.on_awaiting_human!r}.",
+            }
+            status = "failed" if run.on_awaiting_human == "fail" else "cancelled"
+            self._finish(run, status, error=error)
+            return False
+        run.awaiting_human_since = time.time()
+        run.awaiting_human_reason = pause.reason
+        self._set_status(run, "awaiting_human")
+        self._emit(
+            run,
+            "awaiting_human",
+            {
+                "reason": pause.reason,
+                "question": pause.question,
+                "kind": pause.kind,
+                "steps_completed": run.steps_completed,
+                "credits_charged": run.credits_charged,
+            },
+        )
+        self._webhook(run, "run.awaiting_human")
+        run.resume_waiter = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(run.awaiting_human_timeout_seconds):
+                await run.resume_waiter
+        except TimeoutError:
+            self._finish(
+                run,
+                "timed_out",
+                error={
+                    "code": "AWAITING_HUMAN_TIMEOUT",
+                    "message": "Nobody resumed the run within awaiting_human_timeout_seconds="
+                    f"{run.awaiting_human_timeout_seconds}.",
+                },
+            )
+            return False
+        finally:
+            run.resume_waiter = None
+        return True
+
+    def _deadline(self, run: Run) -> None:
+        self._finish(
+            run,
+            "timed_out",
+            error={
+                "code": "DEADLINE_EXCEEDED",
+                "message": f"The run exceeded deadline_seconds={run.deadline_seconds}.",
+            },
+        )
+
+    def _stop_driver(self, run: Run) -> None:
+        driver, run.driver = run.driver, None
+        if driver is not None and driver is not asyncio.current_task():
+            driver.cancel()
+        if run.deadline_handle is not None:
+            run.deadline_handle.cancel()
+            run.deadline_handle = None
+
+    def _finish(
+        self,
+        run: Run,
+        status: str,
+        *,
+        result: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        if run.status in TERMINAL:
+            return
+        self._stop_driver(run)
+        run.result = result
+        run.error = error
+        run.finished_at = time.time()
+        if status != "awaiting_human":
+            run.awaiting_human_since = None
+        if run.llm is not None:
+            run.llm["key_scrubbed"] = True
+        if error is not None:
+            self._emit(run, "error", error)
+        self._set_status(run, status)
+        self._emit(run, "done", {"status": status, "result": result, "error": error})
+        self._webhook(run, f"run.{status}")
+
+    def _webhook(self, run: Run, event_type: str) -> None:
+        if run.webhook_url and run.webhook_secret:
+            self.webhooks.send(run.webhook_url, run.webhook_secret, event_type, run.to_json(None))
+
+
+__all__ = [
+    "DEFAULT_SCENARIO",
+    "MACHINE_IDS",
+    "TERMINAL",
+    "Engine",
+    "IdempotencyRecord",
+    "InvalidState",
+    "Run",
+    "SandboxConfig",
+    "body_hash",
+]

@@ -1,0 +1,225 @@
+"""Request validation for the sandbox, following the published RunRequest schema.
+
+Each check returns a ``Problem`` that names the offending field and its limit, which the
+app turns into a 422 ``VALIDATION_ERROR`` (message and ``details`` both name them).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+RUN_STATUSES = (
+    "queued",
+    "running",
+    "awaiting_human",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "timed_out",
+)
+CUA_VERSIONS = ("v1", "v3", "v4", "v5")
+ON_AWAITING_HUMAN = ("pause", "fail", "cancel")
+LLM_PROVIDERS = ("managed", "anthropic", "openai")
+IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9_\-:]{1,128}$")
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One validation failure: which field, which limit, and a sentence naming both."""
+
+    field: str
+    limit: str
+    message: str
+    code: str = "VALIDATION_ERROR"
+
+    def details(self) -> dict[str, str]:
+        return {"field": self.field, "limit": self.limit}
+
+
+def _is_int(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+
+
+def _string(
+    body: dict[str, Any], field: str, *, min_len: int = 0, max_len: int | None, nullable: bool
+) -> Problem | None:
+    if field not in body:
+        return None
+    value = body[field]
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str):
+        kind = "a string or null" if nullable else "a string"
+        return Problem(field, kind, f"{field} must be {kind}.")
+    if len(value) < min_len or (max_len is not None and len(value) > max_len):
+        limit = f"{min_len}..{max_len}" if max_len is not None else f">= {min_len}"
+        return Problem(
+            field,
+            limit,
+            f"{field} must be {limit} characters long (got {len(value)}).",
+        )
+    return None
+
+
+def _integer(
+    body: dict[str, Any], field: str, low: int, high: int, *, nullable: bool
+) -> Problem | None:
+    if field not in body:
+        return None
+    value = body[field]
+    if value is None and nullable:
+        return None
+    limit = f"{low}..{high}"
+    if not _is_int(value):
+        return Problem(field, limit, f"{field} must be an integer in {limit}.")
+    if not low <= int(value) <= high:
+        return Problem(field, limit, f"{field} must be in {limit} (got {int(value)}).")
+    return None
+
+
+def _enum(body: dict[str, Any], field: str, allowed: tuple[str, ...]) -> Problem | None:
+    if field not in body:
+        return None
+    if body[field] not in allowed:
+        limit = "one of " + ", ".join(allowed)
+        return Problem(field, limit, f"{field} must be {limit} (got {body[field]!r}).")
+    return None
+
+
+def _webhook_url(body: dict[str, Any]) -> Problem | None:
+    problem = _string(body, "webhook_url", max_len=2048, nullable=True)
+    if problem or body.get("webhook_url") is None:
+        return problem
+    limit = "an https URL (http is accepted for loopback hosts in the sandbox)"
+    parts = urlsplit(str(body["webhook_url"]))
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and (parts.hostname or "") in LOOPBACK_HOSTS:
+        return None
+    return Problem("webhook_url", limit, f"webhook_url must be {limit}.")
+
+
+def _llm(body: dict[str, Any]) -> Problem | None:
+    if "llm" not in body:
+        return None
+    llm = body["llm"]
+    if not isinstance(llm, dict):
+        return Problem("llm", "an object", "llm must be an object.")
+    allowed = ("provider", "model", "grounding_model", "compaction_model", "code_agent_model")
+    for key in llm:
+        if key not in allowed:
+            limit = "one of " + ", ".join(allowed)
+            return Problem(
+                f"llm.{key}",
+                limit,
+                f"llm.{key} is not allowed (llm accepts {limit}; "
+                "send provider keys in the X-LLM-Api-Key header).",
+            )
+    if "provider" in llm and llm["provider"] not in LLM_PROVIDERS:
+        limit = "one of " + ", ".join(LLM_PROVIDERS)
+        return Problem(
+            "llm.provider",
+            limit,
+            f"llm.provider must be {limit} (got {llm['provider']!r}).",
+            code="LLM_PROVIDER_UNSUPPORTED",
+        )
+    for key in allowed[1:]:
+        problem = _string(llm, key, min_len=1, max_len=512, nullable=True)
+        if problem:
+            return Problem(f"llm.{key}", problem.limit, f"llm.{problem.message}")
+    return None
+
+
+RUN_REQUEST_FIELDS = (
+    "machine_id",
+    "task",
+    "cua_version",
+    "instructions",
+    "system_prompt",
+    "model",
+    "max_steps",
+    "deadline_seconds",
+    "on_awaiting_human",
+    "awaiting_human_timeout_seconds",
+    "webhook_url",
+    "metadata",
+    "llm",
+)
+
+
+def validate_run_request(body: Any) -> Problem | None:
+    """Check a POST /v1/runs body against RunRequest; return the first problem found."""
+    if not isinstance(body, dict):
+        return Problem("body", "a JSON object", "The request body must be a JSON object.")
+    for key in body:
+        if key not in RUN_REQUEST_FIELDS:
+            return Problem(
+                str(key),
+                "not allowed",
+                f"Unknown field {key!r}: RunRequest does not allow additional properties "
+                f"(allowed: {', '.join(RUN_REQUEST_FIELDS)}).",
+            )
+    for field in ("machine_id", "task"):
+        if field not in body:
+            return Problem(field, "required", f"{field} is required.")
+    checks = (
+        _string(body, "machine_id", min_len=1, max_len=128, nullable=False),
+        _string(body, "task", min_len=1, max_len=16000, nullable=False),
+        _enum(body, "cua_version", CUA_VERSIONS),
+        _string(body, "instructions", max_len=16000, nullable=True),
+        _string(body, "system_prompt", max_len=32000, nullable=True),
+        _string(body, "model", max_len=None, nullable=True),
+        _integer(body, "max_steps", 1, 1000, nullable=False),
+        _integer(body, "deadline_seconds", 1, 86400, nullable=True),
+        _enum(body, "on_awaiting_human", ON_AWAITING_HUMAN),
+        _integer(body, "awaiting_human_timeout_seconds", 1, 86400, nullable=True),
+        _webhook_url(body),
+        _llm(body),
+    )
+    for problem in checks:
+        if problem:
+            return problem
+    metadata = body.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            return Problem("metadata", "an object or null", "metadata must be an object or null.")
+        if len(metadata) > 50:
+            return Problem(
+                "metadata",
+                "at most 50 keys",
+                f"metadata must have at most 50 keys (got {len(metadata)}).",
+            )
+    return None
+
+
+def validate_resume_request(body: Any) -> Problem | None:
+    """Check a POST /v1/runs/{id}/resume body against ResumeRunRequest."""
+    if body is None:
+        return None
+    if not isinstance(body, dict):
+        return Problem("body", "a JSON object", "The request body must be a JSON object.")
+    for key in body:
+        if key != "note":
+            return Problem(
+                str(key),
+                "not allowed",
+                f"Unknown field {key!r}: the resume body accepts only 'note'.",
+            )
+    return _string(body, "note", max_len=2000, nullable=True)
+
+
+def validate_idempotency_key(key: str) -> Problem | None:
+    """Check an Idempotency-Key value: 1..128 characters of [A-Za-z0-9_-:]."""
+    if IDEMPOTENCY_KEY_RE.match(key):
+        return None
+    return Problem(
+        "Idempotency-Key",
+        "1..128 chars of [A-Za-z0-9_-:]",
+        f"Idempotency-Key must be 1..128 characters of [A-Za-z0-9_-:] (got {len(key)} characters).",
+    )

@@ -1,0 +1,251 @@
+"""Turning Coasty run events into LangChain callbacks and LangGraph stream parts.
+
+Every event of a run followed by ``CoastyRunnable`` or ``CoastyComputerTool`` is
+delivered once, in ``seq`` order, through three channels:
+
+* a LangChain custom event named ``"coasty_event"`` (``COASTY_EVENT``), seen by callback
+  handlers (``on_custom_event``) and by ``astream_events(version="v2")`` as
+  ``{"event": "on_custom_event", "name": "coasty_event", "data": payload}``;
+* LangGraph's custom stream (``stream_mode="custom"``) when running inside a graph, as the
+  chunk ``{"coasty_event": payload}``;
+* the typed hooks of ``CoastyCallbackHandler`` / ``AsyncCoastyCallbackHandler``.
+
+The payload is a small dict: ``{"run_id", "machine_id", "seq", "type", "data"}`` where
+``data`` is the event's data with secrets removed and long strings capped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypedDict
+from uuid import UUID
+
+from langchain_core.callbacks import (
+    AsyncCallbackHandler,
+    BaseCallbackHandler,
+    adispatch_custom_event,
+    dispatch_custom_event,
+)
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+
+    from langchain_coasty.client import RunEvent
+
+__all__ = [
+    "COASTY_EVENT",
+    "AsyncCoastyCallbackHandler",
+    "CoastyCallbackHandler",
+    "CoastyEventPayload",
+    "event_payload",
+]
+
+COASTY_EVENT = "coasty_event"
+"""Name of the LangChain custom event (and key of the LangGraph custom stream chunk)."""
+
+MAX_STRING = 2000
+_MAX_ITEMS = 50
+_MAX_DEPTH = 6
+_SECRET_WORDS = ("secret", "api_key", "apikey", "password", "token", "authorization")
+
+
+class CoastyEventPayload(TypedDict):
+    """What every channel receives for one run event."""
+
+    run_id: str
+    machine_id: str | None
+    seq: int
+    type: str
+    data: dict[str, Any]
+
+
+def _trim(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        if len(value) > MAX_STRING:
+            return value[:MAX_STRING] + f"... [{len(value) - MAX_STRING} more chars]"
+        return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if depth >= _MAX_DEPTH:
+        return "[...]"
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for i, (k, v) in enumerate(value.items()):
+            if i >= _MAX_ITEMS:
+                out["..."] = f"{len(value) - _MAX_ITEMS} more keys"
+                break
+            key = str(k)
+            if any(word in key.lower() for word in _SECRET_WORDS):
+                continue
+            out[key] = _trim(v, depth + 1)
+        return out
+    if isinstance(value, list | tuple):
+        items = [_trim(v, depth + 1) for v in list(value)[:_MAX_ITEMS]]
+        if len(value) > _MAX_ITEMS:
+            items.append(f"... {len(value) - _MAX_ITEMS} more items")
+        return items
+    return _trim(str(value), depth)
+
+
+def event_payload(event: RunEvent, *, run_id: str, machine_id: str | None) -> CoastyEventPayload:
+    """Build the small, secret-free payload delivered for ``event``."""
+    data = event.data if isinstance(event.data, Mapping) else {}
+    return CoastyEventPayload(
+        run_id=run_id,
+        machine_id=machine_id,
+        seq=int(event.seq),
+        type=str(event.type),
+        data=_trim(data),
+    )
+
+
+class EventDispatcher:
+    """Delivers payloads to LangChain custom events and LangGraph's custom stream."""
+
+    def __init__(
+        self,
+        config: RunnableConfig | None,
+        stream_writer: Callable[[Any], None] | None,
+    ) -> None:
+        self._config = config
+        self._writer = stream_writer
+
+    def dispatch(self, payload: CoastyEventPayload) -> None:
+        """Deliver ``payload`` from sync code."""
+        dispatch_custom_event(COASTY_EVENT, payload, config=self._config)
+        if self._writer is not None:
+            self._writer({COASTY_EVENT: payload})
+
+    async def adispatch(self, payload: CoastyEventPayload) -> None:
+        """Deliver ``payload`` from async code."""
+        await adispatch_custom_event(COASTY_EVENT, payload, config=self._config)
+        if self._writer is not None:
+            self._writer({COASTY_EVENT: payload})
+
+
+class CoastyCallbackHandler(BaseCallbackHandler):
+    """Callback handler with typed hooks for Coasty run events.
+
+    Setup:
+        Subclass it and override the hooks you need; every hook is a no-op by default.
+
+    Instantiation:
+        .. code-block:: python
+
+            from langchain_coasty import CoastyCallbackHandler
+
+            class Printer(CoastyCallbackHandler):
+                def on_coasty_step(self, event):
+                    print(event["data"].get("summary"))
+
+    Invocation:
+        .. code-block:: python
+
+            tool.invoke({"task": "Open the report"}, config={"callbacks": [Printer()]})
+
+    ``on_coasty_event`` sees every event; the typed hooks see the events of their type
+    (``status``, ``step``, ``billing``, ``awaiting_human``, ``done``). Each receives the
+    payload described in this module's docstring.
+    """
+
+    def on_custom_event(
+        self,
+        name: str,
+        data: Any,
+        *,
+        run_id: UUID,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Route ``coasty_event`` custom events to the typed hooks."""
+        if name != COASTY_EVENT or not isinstance(data, dict):
+            return None
+        self.on_coasty_event(data)  # type: ignore[arg-type]
+        hook = _HOOKS.get(str(data.get("type")))
+        if hook is not None:
+            getattr(self, hook)(data)
+        return None
+
+    def on_coasty_event(self, event: CoastyEventPayload) -> None:
+        """Called for every run event."""
+
+    def on_coasty_status(self, event: CoastyEventPayload) -> None:
+        """Called when the run changes status (``data["status"]``)."""
+
+    def on_coasty_step(self, event: CoastyEventPayload) -> None:
+        """Called when the run completes a step."""
+
+    def on_coasty_billing(self, event: CoastyEventPayload) -> None:
+        """Called when credits are charged (``data["credits_charged"]`` is the total)."""
+
+    def on_coasty_awaiting_human(self, event: CoastyEventPayload) -> None:
+        """Called when the run pauses for a person (``data["question"]``)."""
+
+    def on_coasty_done(self, event: CoastyEventPayload) -> None:
+        """Called once, with the run's last event."""
+
+
+class AsyncCoastyCallbackHandler(AsyncCallbackHandler):
+    """Async twin of ``CoastyCallbackHandler``: the same hooks, as coroutines.
+
+    Setup:
+        Subclass it and override the async hooks you need.
+
+    Instantiation:
+        .. code-block:: python
+
+            class Recorder(AsyncCoastyCallbackHandler):
+                async def on_coasty_event(self, event):
+                    await queue.put(event)
+
+    Invocation:
+        .. code-block:: python
+
+            await tool.ainvoke({"task": "Open the report"}, config={"callbacks": [Recorder()]})
+    """
+
+    async def on_custom_event(
+        self,
+        name: str,
+        data: Any,
+        *,
+        run_id: UUID,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Route ``coasty_event`` custom events to the typed hooks."""
+        if name != COASTY_EVENT or not isinstance(data, dict):
+            return
+        await self.on_coasty_event(data)  # type: ignore[arg-type]
+        hook = _HOOKS.get(str(data.get("type")))
+        if hook is not None:
+            await getattr(self, hook)(data)
+
+    async def on_coasty_event(self, event: CoastyEventPayload) -> None:
+        """Called for every run event."""
+
+    async def on_coasty_status(self, event: CoastyEventPayload) -> None:
+        """Called when the run changes status."""
+
+    async def on_coasty_step(self, event: CoastyEventPayload) -> None:
+        """Called when the run completes a step."""
+
+    async def on_coasty_billing(self, event: CoastyEventPayload) -> None:
+        """Called when credits are charged."""
+
+    async def on_coasty_awaiting_human(self, event: CoastyEventPayload) -> None:
+        """Called when the run pauses for a person."""
+
+    async def on_coasty_done(self, event: CoastyEventPayload) -> None:
+        """Called once, with the run's last event."""
+
+
+_HOOKS = {
+    "status": "on_coasty_status",
+    "step": "on_coasty_step",
+    "billing": "on_coasty_billing",
+    "awaiting_human": "on_coasty_awaiting_human",
+    "done": "on_coasty_done",
+}

@@ -1,0 +1,478 @@
+"""``CoastyComputerTool`` and ``CoastyToolkit``: Coasty as tools for an LLM planner."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
+from langchain_core.runnables import ensure_config
+from langchain_core.tools import BaseTool, BaseToolkit, InjectedToolArg, ToolException
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from langchain_coasty.client import APIStatusError, CoastyError, ConflictError, Run
+from langchain_coasty.runnable import (
+    CoastyInput,
+    CoastySettings,
+    RunSession,
+    achild_callbacks,
+    child_callbacks,
+)
+
+__all__ = [
+    "CoastyCancelRunTool",
+    "CoastyComputerTool",
+    "CoastyGetRunTool",
+    "CoastyResumeRunTool",
+    "CoastyToolkit",
+]
+
+_RESULT_CHARS = 1500
+
+
+class ComputerTaskInput(BaseModel):
+    """Arguments of ``coasty_computer`` when the developer fixed the machine."""
+
+    task: str = Field(
+        description="The complete task for the computer-use agent, in plain language, with "
+        "every detail it needs (sites, names, values, what to return)."
+    )
+    instructions: str | None = Field(
+        default=None, description="Optional extra guidance on how to do the task."
+    )
+    runtime: Annotated[Any, InjectedToolArg] = None
+
+
+class ComputerTaskMachineInput(ComputerTaskInput):
+    """Arguments of ``coasty_computer`` when the LLM picks the machine."""
+
+    machine_id: str = Field(description="Id of the Coasty machine to run the task on.")
+
+
+class RunIdInput(BaseModel):
+    """A run to look at or stop."""
+
+    run_id: str = Field(description="The Coasty run id (from an earlier tool result).")
+
+
+class ResumeRunInput(BaseModel):
+    """An answer to a paused run."""
+
+    run_id: str = Field(description="The paused Coasty run id.")
+    note: str | None = Field(
+        default=None,
+        description="The answer for the agent (e.g. the code, the approval, what to do next).",
+    )
+
+
+class _CoastyTool(BaseTool, CoastySettings):
+    """Shared base: settings, serialization, error translation."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
+
+    handle_tool_error: bool | str | Any = True
+    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        return True
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        return ["langchain_coasty", "tools"]
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        return {"api_key": "COASTY_API_KEY"}
+
+
+class CoastyComputerTool(_CoastyTool):
+    """Delegates a desktop or browser task to Coasty's computer-use agent.
+
+    Setup:
+        Install ``langchain-coasty`` (with ``[langgraph]`` for agents) and set your key:
+
+        .. code-block:: bash
+
+            pip install -U "langchain-coasty[langgraph]"
+            export COASTY_API_KEY="sk-coasty-test-..."
+
+    Instantiation:
+        .. code-block:: python
+
+            from langchain_coasty import CoastyComputerTool
+
+            tool = CoastyComputerTool(machine_id="m-123", max_steps=40, max_cost_usd=2.0)
+
+    Invocation:
+        .. code-block:: python
+
+            tool.invoke({"task": "Export the Q3 sales report from the CRM as CSV"})
+
+            # as a tool call (what an agent does): returns a ToolMessage with the Run
+            # (and a compact event log) as artifact
+            msg = tool.invoke({"type": "tool_call", "id": "call_1", "name": "coasty_computer",
+                               "args": {"task": "Export the Q3 sales report"}})
+            msg.artifact.status
+
+        With an agent (pauses for a person become LangGraph interrupts):
+
+        .. code-block:: python
+
+            from langchain.agents import create_agent
+            from langgraph.checkpoint.memory import InMemorySaver
+
+            agent = create_agent(model, [tool], checkpointer=InMemorySaver())
+
+    The content is a short summary for the LLM (status, result, steps, cost, run id);
+    failed, timed-out and cancelled runs and API errors raise ``ToolException`` (returned
+    to the LLM as an error message, with the error code and suggestion). Pauses follow
+    ``on_awaiting_human``; events follow ``langchain_coasty.callbacks``.
+    """
+
+    name: str = "coasty_computer"
+    description: str = (
+        "Do a task on a real computer (desktop apps and web browser) with Coasty's "
+        "computer-use agent: it clicks, types and navigates until the task is done, then "
+        "reports the result. Use it for anything that needs a GUI or a logged-in website. "
+        "Give one complete, self-contained task."
+    )
+    args_schema: Any = None
+
+    @model_validator(mode="after")
+    def _pick_schema(self) -> CoastyComputerTool:
+        if self.args_schema is None:
+            self.args_schema = (
+                ComputerTaskInput if self.machine_id is not None else ComputerTaskMachineInput
+            )
+        return self
+
+    def _input(self, task: str, machine_id: str | None, instructions: str | None) -> CoastyInput:
+        given: dict[str, Any] = {"task": task}
+        if machine_id and self.machine_id is None:
+            given["machine_id"] = machine_id
+        if instructions:
+            given["instructions"] = (
+                f"{self.instructions}\n\n{instructions}" if self.instructions else instructions
+            )
+        return given
+
+    def _run(
+        self,
+        task: str,
+        machine_id: str | None = None,
+        instructions: str | None = None,
+        runtime: Any = None,
+        run_manager: CallbackManagerForToolRun | None = None,
+    ) -> tuple[str, Run]:
+        try:
+            session = RunSession(
+                self, self._input(task, machine_id, instructions), ensure_config(), runtime=runtime
+            )
+            for _ in session.follow(self.get_client(), child_callbacks(run_manager)):
+                pass
+        except (CoastyError, ValueError) as exc:
+            raise _tool_error(exc) from exc
+        return run_result(session.result)
+
+    async def _arun(
+        self,
+        task: str,
+        machine_id: str | None = None,
+        instructions: str | None = None,
+        runtime: Any = None,
+        run_manager: AsyncCallbackManagerForToolRun | None = None,
+    ) -> tuple[str, Run]:
+        try:
+            session = RunSession(
+                self, self._input(task, machine_id, instructions), ensure_config(), runtime=runtime
+            )
+            client = self.get_async_client()
+            async for _ in session.afollow(client, achild_callbacks(run_manager)):
+                pass
+        except (CoastyError, ValueError) as exc:
+            raise _tool_error(exc) from exc
+        return run_result(session.result)
+
+
+class CoastyGetRunTool(_CoastyTool):
+    """Looks up a Coasty run: status, progress, cost, result.
+
+    Setup:
+        Part of ``CoastyToolkit``; needs ``COASTY_API_KEY``.
+
+    Instantiation:
+        .. code-block:: python
+
+            get_run = CoastyToolkit(machine_id="m-123").get_tools()[1]
+
+    Invocation:
+        .. code-block:: python
+
+            get_run.invoke({"run_id": "8f0c..."})
+    """
+
+    name: str = "coasty_get_run"
+    description: str = "Get the current status, progress, cost and result of a Coasty run."
+    args_schema: Any = RunIdInput
+
+    def _run(
+        self, run_id: str, run_manager: CallbackManagerForToolRun | None = None
+    ) -> tuple[str, Run]:
+        try:
+            run = self.get_client().runs.get(run_id)
+        except CoastyError as exc:
+            raise _tool_error(exc) from exc
+        return describe_run(run), run
+
+    async def _arun(
+        self, run_id: str, run_manager: AsyncCallbackManagerForToolRun | None = None
+    ) -> tuple[str, Run]:
+        try:
+            run = await self.get_async_client().runs.get(run_id)
+        except CoastyError as exc:
+            raise _tool_error(exc) from exc
+        return describe_run(run), run
+
+
+class CoastyCancelRunTool(_CoastyTool):
+    """Stops a Coasty run (queued, running or paused); billing stops with it.
+
+    Setup:
+        Part of ``CoastyToolkit``; needs ``COASTY_API_KEY``.
+
+    Instantiation:
+        .. code-block:: python
+
+            cancel_run = CoastyToolkit(machine_id="m-123").get_tools()[3]
+
+    Invocation:
+        .. code-block:: python
+
+            cancel_run.invoke({"run_id": "8f0c..."})
+    """
+
+    name: str = "coasty_cancel_run"
+    description: str = "Cancel a Coasty run that is queued, running or waiting for an answer."
+    args_schema: Any = RunIdInput
+
+    def _run(
+        self, run_id: str, run_manager: CallbackManagerForToolRun | None = None
+    ) -> tuple[str, Run]:
+        try:
+            run = self.get_client().runs.cancel(run_id)
+        except CoastyError as exc:
+            raise _tool_error(exc) from exc
+        return f"Cancelled. {describe_run(run)}", run
+
+    async def _arun(
+        self, run_id: str, run_manager: AsyncCallbackManagerForToolRun | None = None
+    ) -> tuple[str, Run]:
+        try:
+            run = await self.get_async_client().runs.cancel(run_id)
+        except CoastyError as exc:
+            raise _tool_error(exc) from exc
+        return f"Cancelled. {describe_run(run)}", run
+
+
+class CoastyResumeRunTool(_CoastyTool):
+    """Answers a paused Coasty run, then follows it to its end or its next pause.
+
+    Setup:
+        Part of ``CoastyToolkit``; needs ``COASTY_API_KEY``.
+
+    Instantiation:
+        .. code-block:: python
+
+            resume_run = CoastyToolkit(machine_id="m-123").get_tools()[2]
+
+    Invocation:
+        .. code-block:: python
+
+            resume_run.invoke({"run_id": "8f0c...", "note": "The code is 481516"})
+
+    A further pause is handed back the same way (``on_awaiting_human="return"``), so the
+    planner can answer it with this tool again. Events already delivered by this process
+    for the run are not delivered again.
+    """
+
+    name: str = "coasty_resume_run"
+    description: str = (
+        "Answer a Coasty run that is waiting for a person (status awaiting_human) and let "
+        "it continue; returns when the run finishes or needs another answer."
+    )
+    args_schema: Any = ResumeRunInput
+
+    def _run(
+        self,
+        run_id: str,
+        note: str | None = None,
+        run_manager: CallbackManagerForToolRun | None = None,
+    ) -> tuple[str, Run]:
+        client = self.get_client()
+        try:
+            run = client.runs.resume(run_id, note=note)
+            session = RunSession(self._returning(), "", ensure_config(), allow_create=False)
+            for _ in session.follow_existing(client, run, child_callbacks(run_manager)):
+                pass
+        except ConflictError as exc:
+            raise ToolException(_not_paused(run_id, exc)) from exc
+        except (CoastyError, ValueError) as exc:
+            raise _tool_error(exc) from exc
+        return run_result(session.result)
+
+    async def _arun(
+        self,
+        run_id: str,
+        note: str | None = None,
+        run_manager: AsyncCallbackManagerForToolRun | None = None,
+    ) -> tuple[str, Run]:
+        client = self.get_async_client()
+        try:
+            run = await client.runs.resume(run_id, note=note)
+            session = RunSession(self._returning(), "", ensure_config(), allow_create=False)
+            async for _ in session.afollow_existing(client, run, achild_callbacks(run_manager)):
+                pass
+        except ConflictError as exc:
+            raise ToolException(_not_paused(run_id, exc)) from exc
+        except (CoastyError, ValueError) as exc:
+            raise _tool_error(exc) from exc
+        return run_result(session.result)
+
+    def _returning(self) -> CoastySettings:
+        if self.on_awaiting_human in ("interrupt", "return"):
+            settings = self.settings_dict()
+            settings["on_awaiting_human"] = "return"
+            # Share this tool's clients (and so their connection pools).
+            settings["client"] = self.client or self.get_client()
+            return CoastySettings(**settings)
+        return self
+
+
+class CoastyToolkit(BaseToolkit, CoastySettings):
+    """The Coasty tools for a planner: run a task, look at, answer and cancel runs.
+
+    Setup:
+        .. code-block:: bash
+
+            pip install -U "langchain-coasty[langgraph]"
+            export COASTY_API_KEY="sk-coasty-test-..."
+
+    Instantiation:
+        .. code-block:: python
+
+            from langchain_coasty import CoastyToolkit
+
+            toolkit = CoastyToolkit(machine_id="m-123", on_awaiting_human="return")
+            tools = toolkit.get_tools()
+            # coasty_computer, coasty_get_run, coasty_resume_run, coasty_cancel_run
+
+    Invocation:
+        .. code-block:: python
+
+            agent = create_agent(model, toolkit.get_tools(), checkpointer=InMemorySaver())
+
+    With ``on_awaiting_human="return"`` a pause comes back to the planner as the tool
+    result, and the planner answers it with ``coasty_resume_run``.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
+
+    def get_tools(self) -> list[BaseTool]:
+        """The four tools, sharing this toolkit's settings and clients."""
+        settings = self.settings_dict()
+        if settings["client"] is None:
+            settings["client"] = self.get_client()
+        return [
+            CoastyComputerTool(**settings),
+            CoastyGetRunTool(**settings),
+            CoastyResumeRunTool(**settings),
+            CoastyCancelRunTool(**settings),
+        ]
+
+
+# --- what the LLM reads -----------------------------------------------------------------
+
+
+def describe_run(run: Run) -> str:
+    """One compact paragraph about a run."""
+    parts = [f"Coasty run {run.id} is {run.status.value}"]
+    parts.append(f"after {run.steps_completed} steps (cost ${run.cost_usd:.2f})")
+    text = " ".join(parts) + "."
+    if run.status.value == "awaiting_human" and run.awaiting_human_reason:
+        text += f" It is waiting for a person: {run.awaiting_human_reason}."
+    if run.result:
+        text += f" Result: {_short(run.result)}"
+    if run.error:
+        text += f" Error: {_short(run.error)}"
+    return text
+
+
+def run_result(run: Run) -> tuple[str, Run]:
+    """Content and artifact for a followed run; raise ``ToolException`` when it did not succeed."""
+    extra = run.model_extra or {}
+    reason = extra.get("stop_reason")
+    note = extra.get("stop_note")
+    cost = f"${run.cost_usd:.2f}"
+    if reason == "awaiting_human" and run.status.value == "awaiting_human":
+        question = _last_question(extra.get("event_log") or []) or run.awaiting_human_reason
+        return (
+            f"Coasty run {run.id} is paused and needs an answer: {question or 'see the run'}. "
+            f"{run.steps_completed} steps so far ({cost}). Answer it with coasty_resume_run "
+            f'(run_id="{run.id}", note="<the answer>"), or stop it with coasty_cancel_run '
+            f'(run_id="{run.id}").',
+            run,
+        )
+    if reason == "budget_exceeded":
+        return (
+            f"Coasty run {run.id} {note}; the run was cancelled after {run.steps_completed} "
+            f"steps." + (f" Partial result: {_short(run.result)}" if run.result else ""),
+            run,
+        )
+    if run.status.value == "succeeded":
+        result = _short(run.result) if run.result else "(no result data)"
+        return (
+            f"Coasty run {run.id} succeeded in {run.steps_completed} steps ({cost}). "
+            f"Result: {result}",
+            run,
+        )
+    error = run.error or {}
+    code = error.get("code") or run.status.value.upper()
+    message = error.get("message") or note or ""
+    text = f"Coasty run {run.id} {run.status.value} after {run.steps_completed} steps ({cost})"
+    text += f": {code}" + (f": {message}" if message else "")
+    if note and note not in text:
+        text += f" ({note})"
+    if error.get("suggestion"):
+        text += f" Suggestion: {error['suggestion']}"
+    raise ToolException(text)
+
+
+def _tool_error(exc: Exception) -> ToolException:
+    if isinstance(exc, APIStatusError):
+        text = f"Coasty API error {exc.code} (HTTP {exc.status_code}): {exc.message}"
+        if exc.suggestion:
+            text += f" Suggestion: {exc.suggestion}"
+        if exc.request_id:
+            text += f" (request_id {exc.request_id})"
+        return ToolException(text)
+    return ToolException(f"Coasty error: {exc}")
+
+
+def _not_paused(run_id: str, exc: ConflictError) -> str:
+    return (
+        f"Coasty run {run_id} is not waiting for an answer ({exc.code}: {exc.message}). "
+        "Use coasty_get_run to see its status."
+    )
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= _RESULT_CHARS else text[:_RESULT_CHARS] + "..."
+
+
+def _last_question(log: list[dict[str, Any]]) -> str | None:
+    for entry in reversed(log):
+        if entry.get("type") == "awaiting_human" and entry.get("detail"):
+            return str(entry["detail"])
+    return None

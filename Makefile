@@ -33,5 +33,8 @@ format: $(STAMP)
 	$(BIN)/ruff format langchain_coasty tests cookbook
 	$(BIN)/ruff check --fix langchain_coasty tests cookbook
 
+bench: $(STAMP)
+	$(PY) -m benchmarks.run $(ARGS)
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Benchmarks for langchain-coasty: run with ``make bench`` (``python -m benchmarks.run``)."""

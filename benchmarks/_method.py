@@ -1,0 +1,97 @@
+"""The prose of BENCHMARKS.md: method, and findings from profiling (kept by hand)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TEMPLATE = """# Benchmarks
+
+Written by `make bench` (`python -m benchmarks.run`); the figures below are from the last full
+run, also kept in `benchmarks/results.json`. Total run time: {total} s.
+
+**Machine:** {machine}.
+
+Absolute times depend on the machine, so every figure is set against a baseline measured in
+the same run (the "ratio" column). Values are the median over repeated trials with the
+range `[min-max]` across trials; latency rows pool all events of all trials into one
+distribution and give its percentiles.
+
+## Results
+
+{table}
+
+{notes}
+
+## Method
+
+The sandbox (`python -m langchain_coasty.sandbox.cli`) runs in a separate process on a free
+loopback port; the benchmark process is the client. On a 2-core machine each side gets
+one core, so a wall-clock rate is capped by the slower side: stream rows therefore also
+report the client process's CPU time per event (`time.process_time`), which is the
+caller's own cost whatever the server does.
+
+1. **Stream throughput.** A scenario with `events: 100000` and `pace: 0` (the run is
+   emitted as fast as the sandbox can). Paths, interleaved in each trial: (a) the loop a
+   user would write with httpx + httpx-sse, parsing each frame's JSON (baseline);
+   (b) `client.runs.events`; (c) `CoastyRunnable.stream`; (d) `CoastyComputerTool` inside a
+   LangGraph `create_agent` (a scripted chat model calls the tool once) with a
+   `CoastyCallbackHandler` attached, counting `on_coasty_event`. Per-event overhead =
+   (path's CPU per event) - (raw CPU per event), paired per trial.
+2. **Event-to-callback latency.** The sandbox stamps each event's top-level `ts` when it
+   emits it; the caller takes `time.time()` where its own code sees the event: in the raw
+   loop (baseline), in the `client.runs.events` iterator, and in `on_coasty_event` of a
+   handler passed to `CoastyRunnable.invoke` (joined to `ts` by `seq`). The run has steps
+   every few milliseconds (each step is a burst of 5 events), so the figure includes
+   queueing behind the burst. Polling: `GET /v1/runs/{{id}}` every 1 s on a run whose 15
+   steps are 0.77 s apart; a milestone (a step completed, the terminal status) counts as
+   seen when the first poll response reflecting it arrives. The 10 s interval is
+   simulated from the same run: for 200 random poll phases each milestone waits for the
+   next poll tick and then one round trip drawn from the measured GETs; the 1 s interval
+   is simulated the same way and printed beside the measured one as a check.
+3. **Scale.** Each level runs in a fresh interpreter (`python -m benchmarks.scale`) so its
+   peak RSS (`ru_maxrss`) is its own. One run alone first (the baseline, also warming up),
+   then `CoastyRunnable.abatch([task] * n)` with a handler recording every event's
+   `(run_id, seq)`. Figures: batch wall time / scripted run length (steps x pace; ideal
+   1.0) and / the single run's wall time; (peak RSS - RSS before the batch) / n; runs whose
+   events arrived complete and in order; errors (a pool timeout would show here); the
+   highest number of open streams the sandbox reported while the batch ran (sampled every
+   0.1 s from `/_sandbox/counters`), which reaches n only if no call waited for a
+   connection.
+4. **Recovery.** A run of a few thousand events is emitted first, then every stream
+   connection is cut after a random 1..N frames (`stream_cut_rate: 1.0`, abrupt TCP drop).
+   Because the cut follows a frame at once, the arrival of the last event before a
+   reconnect stands for the cut; the recovery time is the gap until the next new event.
+   Reconnects are observed with an httpx request hook on the client's own `http_client`.
+   Baseline: a raw loop that reconnects at once with `Last-Event-ID`. Also checked: every
+   seq delivered exactly once, in order.
+5. **Request overhead.** Sequential `GET /v1/runs/{{id}}` over one kept-alive connection:
+   raw `httpx.Client.get(...).json()` against `client.runs.get` (which also validates into
+   `Run`), sync and async, trials interleaved.
+6. **Import cost.** Each statement in a fresh `python -c`, timed inside the interpreter
+   around the import only, interleaved with the baseline `import langchain_core.tools`;
+   the same probe lists any `langgraph`, `langchain.agents`, `starlette` or `uvicorn`
+   module that the import loaded.
+
+`make bench` takes about 10 minutes on the machine above. `tests/benchmarks` runs every
+benchmark once at a tiny size (no timing assertions) so that the harness cannot rot.
+"""
+
+FINDINGS = """## Findings from profiling
+
+(none recorded yet)
+"""
+
+
+def notes(res: dict[str, Any]) -> str:
+    """Targets missed in this run, then the hand-kept profiling findings."""
+    from benchmarks.report import figures
+
+    missed = [r for r in figures(res) if r["met"] is False]
+    lines = []
+    if missed:
+        lines.append("**Targets missed in this run:** ")
+        lines += [
+            f"- {r['bench']} {r['figure']}: {r['value']} (target {r['target']})" for r in missed
+        ]
+        lines.append("")
+    return "\n".join(lines) + FINDINGS

@@ -1,0 +1,211 @@
+"""Turn a results document into the printed table and BENCHMARKS.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _r(s: dict[str, float] | None, fmt: str = "{:.2f}") -> str:
+    """``median [min-max]`` of a summary."""
+    if not s:
+        return "-"
+    return f"{fmt.format(s['median'])} [{fmt.format(s['min'])}-{fmt.format(s['max'])}]"
+
+
+def figures(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per reported figure: benchmark, figure, value, ratio to baseline, target, met."""
+    b = res.get("benchmarks", {})
+    rows: list[dict[str, Any]] = []
+
+    def add(bench: str, fig: str, value: str, ratio: str = "-", target: str = "", met: Any = None):
+        rows.append(
+            {
+                "bench": bench,
+                "figure": fig,
+                "value": value,
+                "ratio": ratio,
+                "target": target,
+                "met": met,
+            }
+        )
+
+    if st := b.get("stream"):
+        paths = st.get("paths", {})
+        labels = {
+            "raw": "(a) raw httpx + httpx-sse",
+            "client": "(b) client.runs.events",
+            "runnable": "(c) CoastyRunnable.stream",
+            "agent_tool": "(d) tool in create_agent + handler",
+        }
+        for name, label in labels.items():
+            p = paths.get(name)
+            if not p:
+                add("1 stream", label, "not measured: " + st.get("missing", {}).get(name, "?"))
+                continue
+            rate = _r(p["events_per_s"], "{:,.0f}")
+            value = f"{rate} ev/s; CPU {_r(p['cpu_us_per_event'], '{:.1f}')} us/ev"
+            target, met = "", None
+            if name == "client":
+                target, met = ">= 0.7 of raw", p["ratio_to_raw"]["median"] >= 0.7
+            if name in ("runnable", "agent_tool"):
+                value += (
+                    f"; overhead vs raw {_r(p['cpu_overhead_us_per_event'], '{:.1f}')} us/ev CPU"
+                )
+            add("1 stream", label, value, _r(p["ratio_to_raw"]), target, met)
+    if la := b.get("latency"):
+        for name, row in la.get("stream", {}).items():
+            target, met = "", None
+            if name in ("client", "callback"):
+                target, met = "p99 < 10 ms", row["p99_ms"] < 10
+            add(
+                "2 latency",
+                f"stream: {name}",
+                f"p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms",
+                f"{row['p99_ratio_to_raw']:.2f} (p99)",
+                target,
+                met,
+            )
+        for name, row in la.get("polling", {}).items():
+            if isinstance(row, dict):
+                base = la.get("stream", {}).get("callback") or la.get("stream", {}).get("raw")
+                ratio = f"{row['p99_ms'] / base['p99_ms']:.0f}x stream p99" if base else "-"
+                add(
+                    "2 latency",
+                    f"polling {name.replace('_', ' ')}",
+                    f"p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms",
+                    ratio,
+                )
+    if sc := b.get("scale"):
+        for n, row in sc.get("levels", {}).items():
+            if "ratio_to_scripted" not in row and "ratio_to_single_run" not in row:
+                add("3 scale", f"{n} runs", "failed: " + str(row["trials"][0].get("error", "?")))
+                continue
+            ok = bool(row.get("all_events_delivered")) and row.get("errors", 1) == 0
+            add(
+                "3 scale",
+                f"{n} concurrent runs (abatch)",
+                f"wall/scripted {_r(row.get('ratio_to_scripted'))}; "
+                f"{_r(row.get('peak_rss_per_run_kib'), '{:.0f}')} KiB RSS/run; "
+                f"all events: {row.get('all_events_delivered')}; errors {row.get('errors')}; "
+                f"peak open streams {row.get('peak_open_streams')}",
+                _r(row.get("ratio_to_single_run")) + " (vs 1 run)",
+                "ideal 1.0, all delivered",
+                ok,
+            )
+        for k, v in sc.get("missing", {}).items():
+            add("3 scale", k, "not measured: " + v)
+    if rc := b.get("recovery"):
+        for name, row in rc.get("paths", {}).items():
+            ratio = f"{row['p50_ratio_to_raw']:.2f} (p50)" if "p50_ratio_to_raw" in row else "-"
+            add(
+                "4 recovery",
+                f"{name} ({rc['mode']} cuts)",
+                f"{row['cuts']} cuts: p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms; "
+                f"exactly once: {row['exactly_once_in_order']}",
+                ratio,
+                "exactly once",
+                row["exactly_once_in_order"],
+            )
+        for k, v in rc.get("missing", {}).items():
+            add("4 recovery", k, "not measured: " + v)
+    if ov := b.get("overhead"):
+        for flavour in ("sync", "async"):
+            row = ov.get(flavour)
+            if not row:
+                continue
+            if "client_us_per_request" in row:
+                add(
+                    "5 request",
+                    f"runs.get ({flavour})",
+                    f"{_r(row['client_us_per_request'], '{:.0f}')} us vs raw "
+                    f"{_r(row['raw_us_per_request'], '{:.0f}')} us; "
+                    f"+{_r(row['overhead_us'], '{:.0f}')} us",
+                    _r(row["ratio_to_raw"]),
+                )
+            else:
+                add(
+                    "5 request",
+                    f"raw GET ({flavour})",
+                    _r(row["raw_us_per_request"], "{:.0f}") + " us",
+                )
+    if im := b.get("imports"):
+        add(
+            "6 import",
+            im["baseline"]["statement"] + " (baseline)",
+            _r(im["baseline"]["ms"], "{:.0f}") + " ms",
+        )
+        for name, row in im.get("candidates", {}).items():
+            heavy = row["heavy_modules"]
+            lazy = name in (
+                "import langchain_coasty",
+                "CoastyClient",
+                "CoastyComputerTool",
+                "CoastyRunnable",
+                "CoastyCallbackHandler",
+            )
+            add(
+                "6 import",
+                name,
+                f"{_r(row['ms'], '{:.0f}')} ms; heavy modules: {', '.join(heavy) or 'none'}",
+                _r(row["ratio"]),
+                "no langgraph/starlette/uvicorn" if lazy else "",
+                not heavy if lazy else None,
+            )
+        for k, v in im.get("missing", {}).items():
+            add("6 import", k, "not measured: " + v)
+    return rows
+
+
+def table(res: dict[str, Any]) -> str:
+    """Plain-text table for the terminal."""
+    rows = figures(res)
+    head = ("benchmark", "figure", "value", "ratio to baseline", "target", "met")
+    cells = [head] + [
+        (
+            r["bench"],
+            r["figure"],
+            r["value"],
+            r["ratio"],
+            r["target"],
+            "" if r["met"] is None else ("yes" if r["met"] else "NO"),
+        )
+        for r in rows
+    ]
+    widths = [min(max(len(c[i]) for c in cells), 90) for i in range(len(head))]
+    lines = []
+    for i, c in enumerate(cells):
+        lines.append("  ".join(c[j].ljust(widths[j]) for j in range(len(head))))
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(res: dict[str, Any]) -> str:
+    rows = figures(res)
+    out = [
+        "| benchmark | figure | value (median [min-max]) | ratio to baseline | target | met |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        met = "" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        cells = (r["bench"], r["figure"], r["value"], r["ratio"], r["target"], met)
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def markdown(res: dict[str, Any]) -> str:
+    """The whole BENCHMARKS.md."""
+    from benchmarks import _method
+
+    m = res["machine"]
+    machine = (
+        f"{m['cpu']}, {m['cpus']} CPUs, {m['memory_gib']} GiB RAM; {m['platform']}; "
+        f"{m['implementation']} {m['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+    )
+    return _method.TEMPLATE.format(
+        machine=machine,
+        total=f"{res.get('total_seconds', 0):.0f}",
+        table=markdown_table(res),
+        notes=_method.notes(res),
+    )

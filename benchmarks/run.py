@@ -1,0 +1,89 @@
+"""Run every benchmark against a sandbox in a separate process; print, write JSON and BENCHMARKS.md.
+
+Usage: ``python -m benchmarks.run [--tiny] [--only stream,latency,...] [--no-markdown]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import imports, latency, overhead, recovery, report, scale, stream
+from benchmarks._harness import machine_info, sandbox_process
+
+HERE = Path(__file__).resolve().parent
+
+FULL: dict[str, Any] = {
+    "stream": {"events": 100_000, "trials": 3},
+    "latency": {"steps": 400, "pace": 0.005, "poll_steps": 15, "poll_pace": 0.77, "trials": 3},
+    "scale": {"levels": (100, 500, 1000, 2000), "steps": 4, "pace": 1.5, "trials": 2},
+    "recovery": {"events": 3000, "max_frames": 30, "trials": 3},
+    "overhead": {"requests": 1000, "trials": 5},
+    "imports": {"trials": 7},
+}
+TINY: dict[str, Any] = {
+    "stream": {"events": 300, "trials": 1},
+    "latency": {"steps": 10, "pace": 0.002, "poll_steps": 3, "poll_pace": 0.4, "trials": 1},
+    "scale": {"levels": (4,), "steps": 2, "pace": 0.05, "trials": 1},
+    "recovery": {"events": 150, "max_frames": 20, "trials": 1},
+    "overhead": {"requests": 20, "trials": 1},
+    "imports": {"trials": 1},
+}
+ORDER = ("imports", "overhead", "stream", "latency", "recovery", "scale")
+
+
+def run_all(sizes: dict[str, Any], only: tuple[str, ...] = ORDER) -> dict[str, Any]:
+    """Run the selected benchmarks at the given sizes; return the results document."""
+    results: dict[str, Any] = {"machine": machine_info(), "sizes": sizes, "benchmarks": {}}
+    started = time.perf_counter()
+    if "imports" in only:
+        results["benchmarks"]["imports"] = _timed(lambda: imports.run(**sizes["imports"]))
+    with sandbox_process(pace=0.0) as sb:
+        modules = {"overhead": overhead, "stream": stream, "latency": latency}
+        modules |= {"recovery": recovery, "scale": scale}
+        for name in ORDER[1:]:
+            if name in only:
+                sb.reset()
+                sb.configure(pace=0.0)
+                mod = modules[name]
+                results["benchmarks"][name] = _timed(lambda m=mod, n=name: m.run(sb, **sizes[n]))
+    results["total_seconds"] = time.perf_counter() - started
+    return results
+
+
+def _timed(fn: Any) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    out: dict[str, Any] = fn()
+    out["seconds"] = round(time.perf_counter() - t0, 2)
+    print(f"  ... done in {out['seconds']:.1f} s", file=sys.stderr)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--tiny", action="store_true", help="tiny sizes (smoke run)")
+    p.add_argument("--only", default=",".join(ORDER), help="comma-separated subset")
+    p.add_argument("--no-markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
+    a = p.parse_args(argv)
+    only = tuple(x.strip() for x in a.only.split(",") if x.strip())
+    sizes = TINY if a.tiny else FULL
+    results = run_all(sizes, only)
+    out_dir = HERE / "results"
+    out_dir.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    text = json.dumps(results, indent=2, default=str)
+    (out_dir / f"results-{stamp}.json").write_text(text)
+    (out_dir / "latest.json").write_text(text)
+    print(report.table(results))
+    if not a.tiny and not a.no_markdown and set(only) == set(ORDER):
+        (HERE / "results.json").write_text(text + "\n")
+        (HERE / "BENCHMARKS.md").write_text(report.markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,181 @@
+"""Benchmark 3: many concurrent runs from one process via ``CoastyRunnable.abatch``.
+
+Each level runs in a fresh interpreter (``python -m benchmarks.scale``) so that its peak RSS
+belongs to that level alone. The baseline is one run of the same scenario on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from benchmarks import _paths
+from benchmarks._harness import Sandbox, current_rss_bytes, peak_rss_bytes, summary
+
+# events a run emits around its steps (2 status at the start; text, status, done at the end)
+EVENTS_FIXED = 5
+EVENTS_PER_STEP = 5
+
+
+class _OpenStreams:
+    """Samples the sandbox's open_streams counter in a thread; keeps the maximum."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        with httpx.Client(timeout=5) as http:
+            while not self._stop.wait(0.1):
+                try:
+                    c = http.get(self.base_url + "/_sandbox/counters").json()
+                    self.peak = max(self.peak, int(c.get("open_streams", 0)))
+                except (httpx.HTTPError, ValueError):
+                    pass
+
+    def __enter__(self) -> _OpenStreams:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _server_duration(run: Any) -> float | None:
+    """How long the sandbox took to play the run on its own (created -> finished)."""
+    stamps = [getattr(run, "created_at", None), getattr(run, "finished_at", None)]
+    try:
+        start, end = (s if isinstance(s, datetime) else datetime.fromisoformat(s) for s in stamps)
+    except (TypeError, ValueError):
+        return None
+    return (end - start).total_seconds()
+
+
+async def _level(sb: Sandbox, task: str, n: int, expected_events: int) -> dict[str, Any]:
+    base = _paths.need("langchain_coasty.callbacks", "CoastyCallbackHandler")
+    seqs: dict[str, list[int]] = defaultdict(list)
+
+    class Collect(base):  # type: ignore[misc, valid-type]
+        def on_coasty_event(self, event: Any) -> None:
+            get = event.get if isinstance(event, dict) else lambda k: getattr(event, k, None)
+            seqs[str(get("run_id"))].append(int(get("seq")))
+
+    runnable = _paths.runnable(sb)
+    # the baseline: one run alone (also warms imports, pools and the loop)
+    t0 = time.perf_counter()
+    alone = await runnable.ainvoke(task)
+    single = time.perf_counter() - t0
+    scripted = _server_duration(alone)
+    rss0 = current_rss_bytes()
+    with _OpenStreams(sb.base_url) as streams:
+        t0 = time.perf_counter()
+        results = await runnable.abatch(
+            [task] * n, config={"callbacks": [Collect()]}, return_exceptions=True
+        )
+        wall = time.perf_counter() - t0
+    peak = peak_rss_bytes()
+    errors = [f"{type(r).__name__}: {r}"[:200] for r in results if isinstance(r, BaseException)]
+    statuses: dict[str, int] = defaultdict(int)
+    for r in results:
+        if not isinstance(r, BaseException):
+            statuses[str(getattr(r, "status", "?")).split(".")[-1].lower()] += 1
+    complete = sum(1 for s in seqs.values() if s == list(range(1, expected_events + 1)))
+    return {
+        "runs": n,
+        "wall_s": wall,
+        "single_run_s": single,
+        "ratio_to_single_run": wall / single,
+        "scripted_run_s": scripted,
+        "ratio_to_scripted": wall / scripted if scripted else None,
+        "peak_rss_per_run_kib": (peak - rss0) / n / 1024,
+        "rss_before_mib": rss0 / 2**20,
+        "peak_rss_mib": peak / 2**20,
+        "runs_all_events_in_order": complete,
+        "statuses": dict(statuses),
+        "errors": len(errors),
+        "first_errors": errors[:3],
+        "peak_open_streams": streams.peak,
+    }
+
+
+def run_level(sb: Sandbox, n: int, steps: int, pace: float) -> dict[str, Any]:
+    """One level in a fresh interpreter; returns its figures."""
+    sb.reset()
+    task = _paths.paced_task(sb, steps, pace)
+    events = EVENTS_FIXED + EVENTS_PER_STEP * steps
+    cmd = [sys.executable, "-m", "benchmarks.scale", "--base-url", sb.base_url]
+    cmd += ["--machine-id", sb.machine_id, "--task", task, "--runs", str(n)]
+    cmd += ["--events", str(events)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
+    if out.returncode != 0:
+        err = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"
+        if "NotLanded" in err:
+            raise _paths.NotLanded(err.split(":", 1)[-1].strip())
+        return {"runs": n, "error": err[:300]}
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run(
+    sb: Sandbox,
+    levels: tuple[int, ...] = (100, 500, 1000, 2000),
+    steps: int = 4,
+    pace: float = 1.5,
+    trials: int = 2,
+) -> dict[str, Any]:
+    """Every level ``trials`` times; each figure's median and spread."""
+    out: dict[str, Any] = {
+        "steps_per_run": steps,
+        "events_per_run": EVENTS_FIXED + EVENTS_PER_STEP * steps,
+        "pace_s": pace,
+        "levels": {},
+        "missing": {},
+    }
+    for n in levels:
+        samples: list[dict[str, Any]] = []
+        for _ in range(trials):
+            try:
+                samples.append(run_level(sb, n, steps, pace))
+            except _paths.NotLanded as exc:
+                out["missing"]["runnable"] = str(exc)
+                return out
+        ok = [s for s in samples if "error" not in s]
+        row: dict[str, Any] = {"trials": samples}
+        if ok:
+            for key in ("ratio_to_single_run", "ratio_to_scripted", "peak_rss_per_run_kib"):
+                if ok[0].get(key) is not None:
+                    row[key] = summary([s[key] for s in ok])
+            row["all_events_delivered"] = all(s["runs_all_events_in_order"] == n for s in ok)
+            row["errors"] = sum(s["errors"] for s in ok)
+            row["peak_open_streams"] = max(s["peak_open_streams"] for s in ok)
+        out["levels"][str(n)] = row
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--base-url", required=True)
+    p.add_argument("--machine-id", required=True)
+    p.add_argument("--task", required=True)
+    p.add_argument("--runs", type=int, required=True)
+    p.add_argument("--events", type=int, required=True)
+    a = p.parse_args()
+    sb = Sandbox(a.base_url, machine_ids=[a.machine_id])
+    print(json.dumps(asyncio.run(_level(sb, a.task, a.runs, a.events))))
+
+
+if __name__ == "__main__":
+    main()

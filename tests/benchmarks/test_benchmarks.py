@@ -1,0 +1,99 @@
+"""Every benchmark once, at a tiny size, against a sandbox in its own process, so none can rot.
+
+No timing assertions: only that each benchmark runs end to end and reports what it should.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from benchmarks import imports, latency, overhead, recovery, report, run, scale, stream
+from benchmarks._harness import Sandbox, sandbox_process
+
+TINY: dict[str, Any] = run.TINY
+
+
+@pytest.fixture(scope="module")
+def sb() -> Iterator[Sandbox]:
+    with sandbox_process() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture(autouse=True)
+def _clean(request: pytest.FixtureRequest) -> None:
+    if "sb" in request.fixturenames:
+        sandbox = request.getfixturevalue("sb")
+        sandbox.reset()
+        sandbox.clear_faults()
+
+
+def test_import_keeps_graph_and_server_stacks_out() -> None:
+    res = imports.run(**TINY["imports"])
+    assert res["missing"] == {}
+    for name in ("import langchain_coasty", "CoastyClient", "CoastyComputerTool", "CoastyRunnable"):
+        assert res["candidates"][name]["heavy_modules"] == [], name
+
+
+def test_request_overhead(sb: Sandbox) -> None:
+    res = overhead.run(sb, **TINY["overhead"])
+    assert res["missing"] == {}
+    assert res["sync"]["ratio_to_raw"]["n"] == 1
+    assert res["async"]["ratio_to_raw"]["n"] == 1
+
+
+def test_stream_throughput_every_path_gets_every_event(sb: Sandbox) -> None:
+    res = stream.run(sb, **TINY["stream"])
+    assert res["missing"] == {}
+    events = TINY["stream"]["events"]
+    assert {p: row["events"] for p, row in res["paths"].items()} == {
+        "raw": events,
+        "client": events,
+        "runnable": events,
+        "agent_tool": events,
+    }
+
+
+def test_latency_streaming_and_polling(sb: Sandbox) -> None:
+    res = latency.run(sb, **TINY["latency"])
+    assert res["missing"] == {}
+    events = 5 + 5 * TINY["latency"]["steps"]
+    assert {name: row["n"] for name, row in res["stream"].items()} == {
+        "raw": events,
+        "client": events,
+        "callback": events,
+    }
+    polling = res["polling"]
+    assert polling["milestones"] == TINY["latency"]["poll_steps"] + 1
+    assert polling["1s_measured"]["n"] == polling["milestones"]
+
+
+def test_recovery_exactly_once_over_cuts(sb: Sandbox) -> None:
+    res = recovery.run(sb, **TINY["recovery"])
+    assert res["missing"] == {}
+    for row in res["paths"].values():
+        assert row["exactly_once_in_order"]
+        assert row["cuts"] > 0
+
+
+def test_scale_all_events_delivered(sb: Sandbox) -> None:
+    res = scale.run(sb, **TINY["scale"])
+    assert res["missing"] == {}
+    (n,) = TINY["scale"]["levels"]
+    row = res["levels"][str(n)]
+    assert row["errors"] == 0
+    assert row["all_events_delivered"]
+
+
+def test_report_renders_every_benchmark(sb: Sandbox) -> None:
+    doc = {
+        "machine": {"cpu": "x", "cpus": 2, "memory_gib": 1, "platform": "p"},
+        "benchmarks": {"overhead": overhead.run(sb, requests=5, trials=1)},
+        "total_seconds": 1.0,
+    }
+    doc["machine"] |= {"implementation": "CPython", "python": "3", "packages": {}}
+    text = report.table(doc)
+    assert "runs.get (sync)" in text
+    assert "| 5 request |" in report.markdown(doc)

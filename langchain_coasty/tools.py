@@ -423,7 +423,7 @@ def run_result(run: Run) -> tuple[str, Run]:
             f'(run_id="{run.id}").',
             run,
         )
-    if reason == "budget_exceeded":
+    if reason == "budget_exceeded" and run.status.value == "cancelled":
         return (
             f"Coasty run {run.id} {note}; the run was cancelled after {run.steps_completed} "
             f"steps." + (f" Partial result: {_short(run.result)}" if run.result else ""),

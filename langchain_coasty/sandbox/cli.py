@@ -27,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from langchain_coasty.sandbox.app import create_app
     from langchain_coasty.sandbox.engine import Engine, SandboxConfig
     from langchain_coasty.sandbox.scenarios import parse_scenarios, read_scenario_file
+    from langchain_coasty.sandbox.server import bind_socket
 
     config = SandboxConfig(
         pace=args.pace,
@@ -40,13 +41,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"  COASTY_BASE_URL={base_url}")
     print(f"  COASTY_API_KEY=sk-coasty-test-{secrets.token_hex(16)}  (any sk-coasty-test-* works)")
     print(f"  machines: {', '.join(engine.machine_ids)}; control plane: {base_url}/_sandbox/")
-    uvicorn.run(
-        create_app(engine),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=2,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(engine),
+            log_level=args.log_level,
+            timeout_graceful_shutdown=2,
+            backlog=4096,
+        )
     )
+    server.run(sockets=[bind_socket(args.host, args.port)])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,136 @@
+"""Webhooks: signed deliveries on terminal states and pauses, retries, never blocking a run."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from langchain_coasty.sandbox import CoastySandbox
+from tests.sandbox.conftest import create, events_until, read_events, wait_until
+
+
+@dataclass
+class Receiver:
+    """A loopback webhook endpoint that records deliveries and answers scripted statuses."""
+
+    url: str
+    statuses: list[int] = field(default_factory=list)
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    gate: threading.Event = field(default_factory=threading.Event)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver(url="")
+    state.gate.set()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.gate.wait(10)
+            state.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            status = state.statuses.pop(0) if state.statuses else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/coasty"
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield state
+    state.gate.set()
+    server.shutdown()
+    server.server_close()
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    parts = dict(p.split("=", 1) for p in headers["coasty-signature"].split(","))
+    expected = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256)
+    assert hmac.compare_digest(parts["v1"], expected.hexdigest())
+    assert headers["x-coasty-signature"] == headers["coasty-signature"]
+    event: dict[str, Any] = json.loads(body)
+    return event
+
+
+def test_terminal_webhook_is_signed(
+    api: httpx.Client, sb: CoastySandbox, receiver: Receiver
+) -> None:
+    run = create(api, sb.machine_id, webhook_url=receiver.url, metadata={"k": "v"})
+    read_events(api, run["id"])
+    wait_until(lambda: len(receiver.received) == 1)
+    headers, body = receiver.received[0]
+    event = verify(run["webhook_secret"], headers, body)
+    assert event["id"].startswith("evt_")
+    assert event["type"] == "run.succeeded"
+    assert isinstance(event["created"], int)
+    assert event["data"]["id"] == run["id"]
+    assert event["data"]["status"] == "succeeded"
+    assert event["data"]["webhook_secret"] is None
+    assert event["data"]["metadata"] == {"k": "v"}
+    log = sb.webhook_deliveries()
+    assert log[0]["url"] == receiver.url and log[0]["status"] == 200 and log[0]["delivered"]
+    assert log[0]["event_type"] == "run.succeeded" and log[0]["attempt"] == 1
+
+
+def test_pause_and_cancel_send_webhooks(
+    api: httpx.Client, sb: CoastySandbox, receiver: Receiver
+) -> None:
+    run = create(api, sb.machine_id, task="Log in to the bank", webhook_url=receiver.url)
+    events_until(api, run["id"], "awaiting_human")
+    api.post(f"/v1/runs/{run['id']}/cancel")
+    wait_until(lambda: len(receiver.received) == 2)
+    kinds = sorted(verify(run["webhook_secret"], h, b)["type"] for h, b in receiver.received)
+    assert kinds == ["run.awaiting_human", "run.cancelled"]
+
+
+def test_failed_deliveries_are_retried(
+    api: httpx.Client, sb: CoastySandbox, receiver: Receiver
+) -> None:
+    sb.configure(webhook_retry_base=0.01)
+    receiver.statuses = [500, 503]
+    run = create(api, sb.machine_id, webhook_url=receiver.url)
+    read_events(api, run["id"])
+    wait_until(lambda: len(sb.webhook_deliveries()) == 3)
+    log = sb.webhook_deliveries()
+    assert [e["status"] for e in log] == [500, 503, 200]
+    assert [e["attempt"] for e in log] == [1, 2, 3]
+    assert len({e["event_id"] for e in log}) == 1
+    assert sb.counters()["webhook_attempts"] == 3
+    ids = {json.loads(b)["id"] for _, b in receiver.received}
+    assert len(ids) == 1
+
+
+def test_retries_stop_after_max_attempts(api: httpx.Client, sb: CoastySandbox) -> None:
+    sb.configure(webhook_retry_base=0.01, webhook_max_attempts=3)
+    run = create(api, sb.machine_id, webhook_url="http://127.0.0.1:9/unreachable")
+    read_events(api, run["id"])
+    wait_until(lambda: len(sb.webhook_deliveries()) == 3)
+    log = sb.webhook_deliveries()
+    assert all(e["error"] and not e["delivered"] for e in log)
+    assert sb.counters()["webhook_attempts"] == 3
+
+
+def test_a_slow_receiver_never_blocks_the_run(
+    api: httpx.Client, sb: CoastySandbox, receiver: Receiver
+) -> None:
+    receiver.gate.clear()
+    run = create(api, sb.machine_id, task="Approve the refund", webhook_url=receiver.url)
+    events_until(api, run["id"], "awaiting_human")
+    api.post(f"/v1/runs/{run['id']}/resume")
+    assert read_events(api, run["id"])[-1]["data"]["status"] == "succeeded"
+    assert receiver.received == []
+    receiver.gate.set()
+    wait_until(lambda: len(receiver.received) == 2)

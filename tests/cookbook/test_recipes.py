@@ -1,0 +1,72 @@
+"""Each cookbook recipe run as a user would run it, on the sandbox, with its outcome checked."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.cookbook.conftest import load_recipe, run_script
+
+
+def test_planner_agent_recipe() -> None:
+    proc = run_script("cookbook/planner_agent/planner_agent.py")
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "Planner: scripted planner" in out
+    assert "Coasty asks: " in out and "No terminal: approving." in out
+    assert re.search(r"step 1/20: ", out)
+    assert "status: succeeded" in out
+    assert re.search(r"Planner: Done\..*succeeded", out)
+
+
+def test_multi_agent_pipeline_recipe() -> None:
+    proc = run_script("cookbook/multi_agent_pipeline/pipeline.py", "--pace", "0")
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    rows = dict(re.findall(r"^  (leads|statement|invoice) +\S+ +(\w+)", out, re.M))
+    # The policy answered the sign-in; nobody was there to approve the payment.
+    assert rows == {"leads": "succeeded", "statement": "succeeded", "invoice": "cancelled"}
+    assert re.search(r"pause on \S+: policy -> respond", out)
+    assert re.search(r"pause on \S+: person -> reject", out)
+    costs = [float(c) for c in re.findall(r"steps \$(\d+\.\d\d)", out)]
+    total = float(re.search(r"Total cost: \$(\d+\.\d\d)", out)[1])  # type: ignore[index]
+    assert len(costs) == 3 and abs(sum(costs) - total) < 0.001 and total > 0
+
+
+def test_multi_agent_pipeline_runs_in_parallel_on_three_machines(coasty_sandbox: Any) -> None:
+    recipe = load_recipe("multi_agent_pipeline/pipeline.py")
+    graph = recipe.build_pipeline(coasty_sandbox.api_key, coasty_sandbox.base_url)
+    events: list[dict[str, Any]] = []
+    machines = coasty_sandbox.machine_ids[:3]
+    state, routed = recipe.run_pipeline(
+        graph, recipe.JOBS, machines, recipe.person_at_terminal(True), events.append
+    )
+    results = {r["name"]: r for r in state["results"]}
+    assert {r["status"] for r in results.values()} == {"succeeded"}
+    assert {r["machine_id"] for r in results.values()} == set(machines)
+    assert sorted(r["route"] for r in routed) == ["person", "policy"]
+    by_run: dict[str, list[int]] = {}
+    for event in events:
+        by_run.setdefault(event["run_id"], []).append(event["seq"])
+    assert set(by_run) == {r["run_id"] for r in results.values()}
+    for seqs in by_run.values():  # every event once, in order
+        assert seqs == list(range(1, len(seqs) + 1))
+    assert state["total_cost_usd"] == round(sum(r["cost_usd"] for r in results.values()), 2)
+    assert coasty_sandbox.counters()["runs_created"] == 3  # resumes reattached, none re-created
+
+
+def test_webhook_receiver_recipe() -> None:
+    proc = run_script("cookbook/webhook_receiver/receiver.py", "--pace", "0")
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "Webhooks handled: run.awaiting_human, run.succeeded" in out
+    assert "Pause answers:    resumed: Approved by the webhook receiver's policy." in out
+    assert re.search(r"Run \S+: succeeded, cost \$0\.[1-9]\d", out)
+    assert "Forged signature -> HTTP 400; replayed delivery -> HTTP 200 duplicate" in out
+
+
+def test_testing_your_agent_recipe() -> None:
+    proc = run_script("-m", "pytest", "cookbook/testing_your_agent", "-q", "-p", "no:cacheprovider")
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert re.search(r"\b3 passed\b", out), out

@@ -15,7 +15,8 @@ import threading
 import uuid
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable, Iterator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
@@ -516,23 +517,25 @@ class RunSession:
 
     async def afollow(
         self, client: AsyncCoastyClient, callbacks: AsyncCallbackManager | None
-    ) -> AsyncIterator[RunEvent]:
+    ) -> AsyncGenerator[RunEvent, None]:
         """Async twin of ``follow``."""
         assert self.request is not None
         created = await client.runs.create_with_response(
             idempotency_key=self.request.key, **self.request.body
         )
-        async for event in self.afollow_existing(client, created.run, callbacks):
-            yield event
+        async with aclosing(self.afollow_existing(client, created.run, callbacks)) as events:
+            async for event in events:
+                yield event
 
     async def afollow_existing(
         self, client: AsyncCoastyClient, run: Run, callbacks: AsyncCallbackManager | None
-    ) -> AsyncIterator[RunEvent]:
+    ) -> AsyncGenerator[RunEvent, None]:
         after = self.attach(run)
         child = await self._astart_child(callbacks)
         try:
-            async for event in self._follow_async(client, after):
-                yield event
+            async with aclosing(self._follow_async(client, after)) as events:
+                async for event in events:
+                    yield event
             self.result = self.finish(await client.runs.get(run.id))
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError | GeneratorExit) and not self.done:
@@ -558,7 +561,9 @@ class RunSession:
         )
         return child
 
-    async def _follow_async(self, client: AsyncCoastyClient, after: int) -> AsyncIterator[RunEvent]:
+    async def _follow_async(
+        self, client: AsyncCoastyClient, after: int
+    ) -> AsyncGenerator[RunEvent, None]:
         if self.interrupts:
             for index, earlier in enumerate(list(self.progress.pauses), start=1):
                 answer = call_interrupt(earlier)
@@ -840,8 +845,9 @@ class CoastyRunnable(RunnableSerializable[CoastyInput, Run], CoastySettings):
         events = self._atransform_stream_with_config(
             one(), cast(Any, self._astream_events), config, **kwargs
         )
-        async for event in cast(AsyncIterator[RunEvent], events):
-            yield event
+        async with aclosing(cast(AsyncGenerator[RunEvent, None], events)) as stream:
+            async for event in stream:
+                yield event
 
     def _invoke(
         self, input: CoastyInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig
@@ -877,11 +883,13 @@ class CoastyRunnable(RunnableSerializable[CoastyInput, Run], CoastySettings):
         inputs: AsyncIterator[CoastyInput],
         run_manager: AsyncCallbackManagerForChainRun,
         config: RunnableConfig,
-    ) -> AsyncIterator[RunEvent]:
+    ) -> AsyncGenerator[RunEvent, None]:
         async for input in inputs:
             session = RunSession(self, input, config)
-            async for event in session.afollow(self.get_async_client(), run_manager.get_child()):
-                yield event
+            follow = session.afollow(self.get_async_client(), run_manager.get_child())
+            async with aclosing(follow) as events:
+                async for event in events:
+                    yield event
 
 
 def child_callbacks(

@@ -157,6 +157,17 @@ class CoastyComputerTool(_CoastyTool):
             )
         return given
 
+    def _session(
+        self, task: str, machine_id: str | None, instructions: str | None, runtime: Any
+    ) -> RunSession:
+        # Only input problems become tool errors here: an invalid answer to a pause must
+        # reach LangGraph untouched so that the interrupt can be answered again.
+        try:
+            given = self._input(task, machine_id, instructions)
+            return RunSession(self, given, ensure_config(), runtime=runtime)
+        except (CoastyError, ValueError) as exc:
+            raise _tool_error(exc) from exc
+
     def _run(
         self,
         task: str,
@@ -165,13 +176,11 @@ class CoastyComputerTool(_CoastyTool):
         runtime: Any = None,
         run_manager: CallbackManagerForToolRun | None = None,
     ) -> tuple[str, Run]:
+        session = self._session(task, machine_id, instructions, runtime)
         try:
-            session = RunSession(
-                self, self._input(task, machine_id, instructions), ensure_config(), runtime=runtime
-            )
             for _ in session.follow(self.get_client(), child_callbacks(run_manager)):
                 pass
-        except (CoastyError, ValueError) as exc:
+        except CoastyError as exc:
             raise _tool_error(exc) from exc
         return run_result(session.result)
 
@@ -183,14 +192,12 @@ class CoastyComputerTool(_CoastyTool):
         runtime: Any = None,
         run_manager: AsyncCallbackManagerForToolRun | None = None,
     ) -> tuple[str, Run]:
+        session = self._session(task, machine_id, instructions, runtime)
         try:
-            session = RunSession(
-                self, self._input(task, machine_id, instructions), ensure_config(), runtime=runtime
-            )
             client = self.get_async_client()
             async for _ in session.afollow(client, achild_callbacks(run_manager)):
                 pass
-        except (CoastyError, ValueError) as exc:
+        except CoastyError as exc:
             raise _tool_error(exc) from exc
         return run_result(session.result)
 
@@ -317,7 +324,7 @@ class CoastyResumeRunTool(_CoastyTool):
                 pass
         except ConflictError as exc:
             raise ToolException(_not_paused(run_id, exc)) from exc
-        except (CoastyError, ValueError) as exc:
+        except CoastyError as exc:
             raise _tool_error(exc) from exc
         return run_result(session.result)
 
@@ -335,7 +342,7 @@ class CoastyResumeRunTool(_CoastyTool):
                 pass
         except ConflictError as exc:
             raise ToolException(_not_paused(run_id, exc)) from exc
-        except (CoastyError, ValueError) as exc:
+        except CoastyError as exc:
             raise _tool_error(exc) from exc
         return run_result(session.result)
 

@@ -446,3 +446,22 @@ def test_cost_budget_stops_the_run_and_says_why(sb: Any, recorder: Recorder) -> 
     assert message.artifact.model_extra["stop_reason"] == "budget_exceeded"
     assert sb.counters()["cancels"] == 1
     assert_exactly_once(recorder.by_run())
+
+
+def test_an_invalid_answer_is_rejected_and_can_be_given_again(sb: Any, recorder: Recorder) -> None:
+    import pydantic
+
+    agent = create_agent(
+        single_call_model(LOGIN_TASK), [computer(sb)], checkpointer=InMemorySaver()
+    )
+    cfg = config("t-bad-answer", recorder)
+    agent.invoke({"messages": [HumanMessage("go")]}, cfg)
+    with pytest.raises(pydantic.ValidationError, match="decisions"):
+        agent.invoke(Command(resume={"decisions": [{"type": "bogus"}]}), cfg)
+    assert agent.get_state(cfg).interrupts
+    out = agent.invoke(Command(resume="use the work account"), cfg)
+    (message,) = last_tool_messages(out["messages"][:-1])
+    assert message.status == "success"
+    counters = sb.counters()
+    assert (counters["runs_created"], counters["resumes"]) == (1, 1)
+    assert_exactly_once(recorder.by_run())

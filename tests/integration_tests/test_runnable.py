@@ -238,3 +238,27 @@ async def test_toolkit_get_resume_cancel(sb: Any, recorder: Recorder, use_async:
     cancelled = await call(cancel_run, {"run_id": second.artifact.id})
     assert "Cancelled" in cancelled.content and "cancelled" in cancelled.content
     assert sb.counters()["runs_created"] == 2
+
+
+def test_leaving_a_stream_early_cancels_the_run(sb: Any) -> None:
+    sb.load_scenarios([{"match": "endless", "steps": 100, "pace": 0.05}])
+    stream = runnable(sb).stream("An endless chore")
+    for event in stream:
+        if event.type == "step":
+            break
+    stream.close()  # type: ignore[attr-defined]
+    counters = sb.counters()
+    assert counters["runs_by_status"]["running"] == 0
+    assert counters["runs_by_status"]["cancelled"] == 1
+
+
+async def test_leaving_an_async_stream_early_cancels_the_run(sb: Any) -> None:
+    sb.load_scenarios([{"match": "endless", "steps": 100, "pace": 0.05}])
+    stream = runnable(sb).astream("An endless chore")
+    async for event in stream:
+        if event.type == "step":
+            break
+    await stream.aclose()  # type: ignore[attr-defined]
+    counters = sb.counters()
+    assert counters["runs_by_status"]["running"] == 0
+    assert counters["runs_by_status"]["cancelled"] == 1

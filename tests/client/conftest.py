@@ -1,0 +1,42 @@
+"""Clients bound to the session sandbox (the `coasty_sandbox` fixture resets it per test)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from langchain_coasty import AsyncCoastyClient, CoastyClient
+
+
+@pytest.fixture
+def sb(coasty_sandbox: Any) -> Any:
+    """The reset sandbox, under a short name."""
+    return coasty_sandbox
+
+
+@pytest.fixture
+def client(sb: Any) -> Iterator[CoastyClient]:
+    """A sync client on the sandbox."""
+    with CoastyClient(api_key=sb.api_key, base_url=sb.base_url, timeout=10.0) as c:
+        yield c
+
+
+@pytest.fixture
+async def aclient(sb: Any) -> AsyncIterator[AsyncCoastyClient]:
+    """An async client on the sandbox."""
+    async with AsyncCoastyClient(api_key=sb.api_key, base_url=sb.base_url, timeout=10.0) as c:
+        yield c
+
+
+@pytest.fixture
+def fired(sb: Any) -> Callable[[], dict[str, int]]:
+    """Faults fired since the test started (deltas, so a counter kept across resets is harmless)."""
+    start = dict(sb.counters()["faults_fired"])
+
+    def since_start() -> dict[str, int]:
+        now = sb.counters()["faults_fired"]
+        return {k: v - start.get(k, 0) for k, v in now.items() if v - start.get(k, 0)}
+
+    return since_start

@@ -189,6 +189,8 @@ class ProgressDisplay:
             self.action = _describe_action(data)
         elif kind == "billing":
             self.credits = int(data.get("credits_charged", self.credits))
+        elif kind == "resumed":
+            self.status = "running"
         elif kind == "done":
             self.status = str(data.get("status", "done"))
         if self.live:
@@ -225,11 +227,10 @@ class ProgressDisplay:
 
 
 def _describe_action(data: dict[str, Any]) -> str:
-    args = data.get("args") or {}
-    detail = (
-        ", ".join(f"{k}={v!r}" for k, v in list(args.items())[:2]) if isinstance(args, dict) else ""
-    )
-    return f"{data.get('action', '?')}({detail})"[:80]
+    args = data.get("args")
+    values = [v for v in args.values() if isinstance(v, str)] if isinstance(args, dict) else []
+    detail = f" {values[0]!r}" if values else ""
+    return f"{data.get('action', '?')}{detail}"[:80]
 
 
 def question_of(interrupt_value: Any) -> str:
@@ -281,7 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m langchain_coasty.demo", description=__doc__)
     parser.add_argument("--task", default=DEFAULT_TASK, help="what the Coasty agent should do")
     parser.add_argument("--machine", default=None, help="Coasty machine id (default: first one)")
-    parser.add_argument("--pace", type=float, default=0.15, help="sandbox seconds per event")
+    parser.add_argument(
+        "--pace", type=float, default=0.5, help="sandbox seconds per step (0 = instant)"
+    )
     parser.add_argument("--max-steps", type=int, default=20, help="step budget of the run")
     parser.add_argument("--yes", action="store_true", help="answer the agent's question for me")
     args = parser.parse_args(argv)
@@ -332,11 +335,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         messages = agent.get_state(config).values["messages"]
         final = messages[-1].text if messages else ""
         print(f"\nPlanner's answer: {final}")
-        print(
-            f"Run {display.run_id or '?'}: {display.status}, {display.step} steps, "
-            f"{display.credits} credits = ${display.cost_usd:.2f}"
-        )
+        print(_cost_line(messages, display))
     return 0
+
+
+def _cost_line(messages: list[BaseMessage], display: ProgressDisplay) -> str:
+    """The run's outcome and cost, from the tool's Run artifact when there is one."""
+    for message in reversed(messages):
+        run = getattr(message, "artifact", None) if isinstance(message, ToolMessage) else None
+        if run is not None and hasattr(run, "cost_usd"):
+            status = getattr(run.status, "value", run.status)
+            return (
+                f"Run {run.id}: {status}, {run.steps_completed} steps, "
+                f"{run.credits_charged} credits = ${run.cost_usd:.2f}"
+            )
+    return (
+        f"Run {display.run_id or '?'}: {display.status}, {display.step} steps, "
+        f"{display.credits} credits = ${display.cost_usd:.2f}"
+    )
 
 
 if __name__ == "__main__":

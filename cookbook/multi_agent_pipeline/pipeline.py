@@ -7,6 +7,8 @@ with run and machine). When a run needs a person its worker interrupts; the driv
 question to an automatic approver policy (sign-ins and one-time codes) or, for anything it
 will not decide (payments), to a person: asked at the terminal when there is one, otherwise
 approved with ``--yes`` or declined. The supervisor then collects the results and the cost.
+LangGraph hands over a step's interrupts once every worker of that step has finished or
+paused; each answer goes back to its own worker by interrupt id, in one ``Command(resume=...)``.
 
 Run it (local sandbox unless COASTY_API_KEY and COASTY_BASE_URL are set)::
 

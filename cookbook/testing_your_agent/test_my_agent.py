@@ -70,5 +70,8 @@ def test_refusing_at_the_question_cancels_the_run(agent: Any, sandbox: Any) -> N
     assert sandbox.counters()["runs_by_status"].get("cancelled") == 1
 
 
-if __name__ == "__main__":
-    raise SystemExit(pytest.main([__file__, "-q"]))
+if __name__ == "__main__":  # same as: pytest cookbook/testing_your_agent
+    import subprocess
+    import sys
+
+    raise SystemExit(subprocess.call([sys.executable, "-m", "pytest", __file__, "-q"]))

@@ -172,7 +172,7 @@ class _BaseClient:
         self.llm_api_key = SecretStr(llm_key) if llm_key is not None else None
         self.llm_provider = llm_provider
         self.llm_model = llm_model
-        self._llm_headers = check_llm_headers(llm_provider, llm_key, llm_model)
+        check_llm_headers(llm_provider, llm_key, llm_model)
         self._policy = RetryPolicy()
 
     def __repr__(self) -> str:
@@ -191,6 +191,15 @@ class _BaseClient:
             "Authorization": f"Bearer {self.api_key.get_secret_value()}",
             "User-Agent": f"langchain-coasty/{__version__}",
             "Accept": "application/json",
+        }
+
+    def _create_headers(self, key: str) -> dict[str, str]:
+        """Headers of a create: auth, the Idempotency-Key and any BYOK X-LLM-* headers."""
+        llm_key = self.llm_api_key.get_secret_value() if self.llm_api_key else None
+        return {
+            **self._headers(),
+            **check_llm_headers(self.llm_provider, llm_key, self.llm_model),
+            "Idempotency-Key": key,
         }
 
     def _limits(self) -> httpx.Limits:
@@ -238,8 +247,11 @@ def _run_path(run_id: str, suffix: str = "") -> str:
 class CoastyClient(_BaseClient):
     """Synchronous Coasty API client (on `httpx.Client`).
 
-    `max_connections` (default 1000) sizes the connection pool: each open event stream
-    holds one connection, so keep it above the number of runs you follow at once.
+    `max_connections` (default 1000, None for no limit) sizes the connection pool: each
+    open event stream holds a connection, so keep it above the number of runs followed at
+    once (httpx's default of 100 would starve streams and ordinary calls alike).
+    `stream_read_timeout` (default 60 s) is the longest silence tolerated on an event
+    stream before reconnecting; keep it well above the server's heartbeat interval (15 s).
     With your own `http_client`, its pool limits apply instead and it is not closed here.
     """
 
@@ -341,7 +353,7 @@ class CoastyClient(_BaseClient):
 
     def _create(self, body: dict[str, Any], key: str) -> CreateResult:
         """One logical create: re-sent only with the same key, lost results recovered."""
-        headers = {**self._headers(), **self._llm_headers, "Idempotency-Key": key}
+        headers = self._create_headers(key)
         attempts = _CreateAttempts(self._policy, self.max_retries)
         while True:
             retry_after: float | None = None
@@ -508,8 +520,11 @@ class Machines:
 class AsyncCoastyClient(_BaseClient):
     """Asynchronous Coasty API client (on `httpx.AsyncClient`), the twin of `CoastyClient`.
 
-    `max_connections` (default 1000) sizes the connection pool: each open event stream
-    holds one connection, so keep it above the number of runs you follow at once.
+    `max_connections` (default 1000, None for no limit) sizes the connection pool: each
+    open event stream holds a connection, so keep it above the number of runs followed at
+    once (httpx's default of 100 would starve streams and ordinary calls alike).
+    `stream_read_timeout` (default 60 s) is the longest silence tolerated on an event
+    stream before reconnecting; keep it well above the server's heartbeat interval (15 s).
     With your own `http_client`, its pool limits apply instead and it is not closed here.
     """
 
@@ -611,7 +626,7 @@ class AsyncCoastyClient(_BaseClient):
 
     async def _create(self, body: dict[str, Any], key: str) -> CreateResult:
         """One logical create: re-sent only with the same key, lost results recovered."""
-        headers = {**self._headers(), **self._llm_headers, "Idempotency-Key": key}
+        headers = self._create_headers(key)
         attempts = _CreateAttempts(self._policy, self.max_retries)
         while True:
             retry_after: float | None = None

@@ -243,3 +243,43 @@ async def test_sync_client_works_inside_a_running_event_loop(sb: Any) -> None:
     with CoastyClient(api_key=sb.api_key, base_url=sb.base_url) as client:
         run = client.runs.create(machine_id=sb.machine_id, task="Open the calculator")
         assert client.runs.wait(run.id).status is RunStatus.SUCCEEDED
+
+
+async def test_concurrent_create_with_one_key_waits_out_in_flight_and_makes_one_run(
+    aclient: AsyncCoastyClient, sb: Any
+) -> None:
+    sb.inject(create_delay_seconds=0.3)
+    key = "thread-9:call-1"
+    first, second = await asyncio.gather(
+        aclient.runs.create_with_response(
+            machine_id=sb.machine_id, task="Open the calculator", idempotency_key=key
+        ),
+        aclient.runs.create_with_response(
+            machine_id=sb.machine_id, task="Open the calculator", idempotency_key=key
+        ),
+    )
+    assert first.run.id == second.run.id
+    assert sorted([first.replayed, second.replayed]) == [False, True]
+    counters = sb.counters()
+    assert counters["runs_created"] == 1 and counters["create_calls"] >= 3
+
+
+def test_byok_headers_are_sent_and_the_key_never_comes_back(sb: Any) -> None:
+    llm_key = "sk-ant-byok-0123456789abcdef"
+    with CoastyClient(
+        api_key=sb.api_key,
+        base_url=sb.base_url,
+        llm_provider="anthropic",
+        llm_api_key=llm_key,
+        llm_model="claude-sonnet-4-6",
+    ) as client:
+        run = client.runs.create(machine_id=sb.machine_id, task="Open the calculator")
+        assert run.llm is not None
+        assert run.llm["provider"] == "anthropic" and run.llm["key_source"] == "header"
+        assert run.llm["model"] == "claude-sonnet-4-6" and run.llm["key_fingerprint"]
+        for text in (run.model_dump_json(), repr(run), repr(client), str(vars(client))):
+            assert llm_key not in text and sb.api_key not in text
+        body_llm = client.runs.create(
+            machine_id=sb.machine_id, task="Open the notes", llm={"provider": "openai"}
+        )
+        assert body_llm.llm is not None and body_llm.llm["provider"] in ("openai", "anthropic")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import runpy
 import socket
 import subprocess
 import sys
@@ -43,19 +44,39 @@ def offline_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_script(*args: str, timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def run_script(
+    *args: str, timeout: float = 60, env_extra: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `python <args>` from the repository root, offline, capturing text output."""
     return subprocess.run(
         [sys.executable, *args],
         cwd=ROOT,
-        env=offline_env(),
+        env=offline_env(env_extra),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
-        **kwargs,
     )
+
+
+def run_recipe_main(
+    relative: str, *args: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str]:
+    """Run a recipe file as `python cookbook/<relative> <args>` would, in this process.
+
+    Cheaper than a subprocess (the heavy imports are already loaded); returns the exit code
+    and what it printed.
+    """
+    path = COOKBOOK / relative
+    monkeypatch.setattr(sys, "argv", [str(path), *args])
+    monkeypatch.syspath_prepend(str(path.parent))
+    code = 0
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    return code, capsys.readouterr().out
 
 
 @contextmanager

@@ -1,17 +1,26 @@
-"""Each cookbook recipe run as a user would run it, on the sandbox, with its outcome checked."""
+"""Each cookbook recipe run as a user would run it, on the sandbox, with its outcome checked.
+
+Scripts run as ``__main__`` in this process (same code path as ``python cookbook/...``);
+the testing recipe runs pytest in a subprocess, as its reader would.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from tests.cookbook.conftest import load_recipe, run_script
+import pytest
+
+from tests.cookbook.conftest import load_recipe, run_recipe_main, run_script
+
+Capture = pytest.CaptureFixture[str]
 
 
-def test_planner_agent_recipe() -> None:
-    proc = run_script("cookbook/planner_agent/planner_agent.py")
-    out = proc.stdout
-    assert proc.returncode == 0, out + proc.stderr
+def test_planner_agent_recipe(capsys: Capture, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out = run_recipe_main(
+        "planner_agent/planner_agent.py", capsys=capsys, monkeypatch=monkeypatch
+    )
+    assert code == 0, out
     assert "Planner: scripted planner" in out
     assert "Coasty asks: " in out and "No terminal: approving." in out
     assert re.search(r"step 1/20: ", out)
@@ -19,10 +28,11 @@ def test_planner_agent_recipe() -> None:
     assert re.search(r"Planner: Done\..*succeeded", out)
 
 
-def test_multi_agent_pipeline_recipe() -> None:
-    proc = run_script("cookbook/multi_agent_pipeline/pipeline.py", "--pace", "0")
-    out = proc.stdout
-    assert proc.returncode == 0, out + proc.stderr
+def test_multi_agent_pipeline_recipe(capsys: Capture, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out = run_recipe_main(
+        "multi_agent_pipeline/pipeline.py", "--pace", "0", capsys=capsys, monkeypatch=monkeypatch
+    )
+    assert code == 0, out
     rows = dict(re.findall(r"^  (leads|statement|invoice) +\S+ +(\w+)", out, re.M))
     # The policy answered the sign-in; nobody was there to approve the payment.
     assert rows == {"leads": "succeeded", "statement": "succeeded", "invoice": "cancelled"}
@@ -55,10 +65,11 @@ def test_multi_agent_pipeline_runs_in_parallel_on_three_machines(coasty_sandbox:
     assert coasty_sandbox.counters()["runs_created"] == 3  # resumes reattached, none re-created
 
 
-def test_webhook_receiver_recipe() -> None:
-    proc = run_script("cookbook/webhook_receiver/receiver.py", "--pace", "0")
-    out = proc.stdout
-    assert proc.returncode == 0, out + proc.stderr
+def test_webhook_receiver_recipe(capsys: Capture, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out = run_recipe_main(
+        "webhook_receiver/receiver.py", "--pace", "0", capsys=capsys, monkeypatch=monkeypatch
+    )
+    assert code == 0, out
     assert "Webhooks handled: run.awaiting_human, run.succeeded" in out
     assert "Pause answers:    resumed: Approved by the webhook receiver's policy." in out
     assert re.search(r"Run \S+: succeeded, cost \$0\.[1-9]\d", out)
@@ -66,7 +77,19 @@ def test_webhook_receiver_recipe() -> None:
 
 
 def test_testing_your_agent_recipe() -> None:
-    proc = run_script("-m", "pytest", "cookbook/testing_your_agent", "-q", "-p", "no:cacheprovider")
+    # Only the sandbox plugin (what the recipe needs): autoloading hypothesis' and langsmith's
+    # plugins would double this test's time. The entry point itself is used by the whole suite.
+    proc = run_script(
+        "-m",
+        "pytest",
+        "cookbook/testing_your_agent",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "langchain_coasty.sandbox.pytest_plugin",
+        env_extra={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+    )
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
     assert re.search(r"\b3 passed\b", out), out

@@ -129,13 +129,17 @@ class CoastySettings(BaseModel):
             return self.client
         with self._lock:
             if self._sync_client is None:
-                self._sync_client = CoastyClient(
-                    api_key=self.api_key,
-                    base_url=self.base_url,
-                    timeout=self.timeout,
-                    max_retries=self.max_retries,
-                )
+                self._sync_client = self.new_client()
             return self._sync_client
+
+    def new_client(self) -> CoastyClient:
+        """A fresh sync client from the settings (the caller closes it)."""
+        return CoastyClient(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+        )
 
     def get_async_client(self) -> AsyncCoastyClient:
         """The async client for the running event loop (httpx pools are loop-bound)."""
@@ -435,7 +439,15 @@ class RunSession:
         if self.progress.done:
             self.done = True
             return
-        stream = client.runs.events(self.run.id if self.run else "", after=after)
+        run_id = self.run.id if self.run else ""
+        reader: CoastyClient | None = None
+        if self.settings.idle_timeout and self.settings.client is None:
+            # A client of its own, so that giving up can close the blocked connection.
+            reader = self.settings.new_client()
+            client_for_stream = reader
+        else:
+            client_for_stream = client
+        stream = client_for_stream.runs.events(run_id, after=after)
         source: Iterable[RunEvent] = (
             _Pump(stream, self.settings.idle_timeout) if self.settings.idle_timeout else stream
         )
@@ -461,6 +473,8 @@ class RunSession:
         finally:
             if isinstance(source, _Pump):
                 source.close()
+                if reader is not None:
+                    reader.close()
             else:
                 stream.close()
 

@@ -152,7 +152,7 @@ def test_fail_policy_cancels_and_the_tool_reports_it(sb: Any) -> None:
 @pytest.mark.parametrize("use_async", [False, True])
 async def test_idle_timeout_cancels_a_silent_run(sb: Any, use_async: bool) -> None:
     sb.load_scenarios([{"match": "long haul", "steps": 100, "pace": 0.05}])
-    sb.inject(stream_stall_rate=1.0, stream_stall_seconds=3)
+    sb.inject(stream_stall_rate=1.0, stream_stall_seconds=1)
     coasty = runnable(sb, idle_timeout=0.3)
     task = "A long haul task"
     run = await coasty.ainvoke(task) if use_async else coasty.invoke(task)

@@ -1,10 +1,8 @@
 """The `make demo` walkthrough: a LangGraph planner delegates a desktop task to Coasty.
 
-Run ``python -m langchain_coasty.demo --help``. Without ``COASTY_API_KEY`` and
-``COASTY_BASE_URL`` it starts the local sandbox; without ``OPENAI_API_KEY`` (and
-``langchain-openai``) or ``ANTHROPIC_API_KEY`` (and ``langchain-anthropic``) the planner
-is a scripted fake chat model. The helpers here (`ScriptedPlanner`, `chat_model_from_env`,
-`coasty_target`, `ProgressDisplay`) are reused by the cookbook recipes.
+Also home of the small helpers the cookbook recipes share (`ScriptedPlanner`,
+`chat_model_from_env`, `coasty_target`, `ProgressDisplay`). See `EPILOG` for the
+environment variables; ``python -m langchain_coasty.demo --help`` for the options.
 """
 
 from __future__ import annotations
@@ -26,6 +24,20 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable, RunnableConfig
 
 DEFAULT_TASK = "Log in to the supplier portal and download the March invoice as a PDF"
+DESCRIPTION = (
+    "A LangGraph planner agent delegates a desktop task to Coasty through CoastyComputerTool, "
+    "shows the run live, asks you the Coasty agent's question (answered for you with --yes or "
+    "without a terminal), and prints the planner's answer and the run's cost."
+)
+EPILOG = """environment:
+  COASTY_API_KEY + COASTY_BASE_URL  use the real Coasty (machine: --machine or
+                                    COASTY_MACHINE_ID); otherwise a local sandbox
+  OPENAI_API_KEY                    plan with ChatOpenAI (pip install langchain-openai;
+                                    OPENAI_MODEL, default gpt-4o-mini)
+  ANTHROPIC_API_KEY                 plan with ChatAnthropic (pip install langchain-anthropic;
+                                    ANTHROPIC_MODEL, default claude-haiku-4-5)
+  neither                           a scripted planner (a LangChain fake chat model)
+"""
 SYSTEM_PROMPT = (
     "You are a planner. Hand any task that needs a desktop or a browser to the "
     "coasty_computer tool, then tell the user what it did and what it cost."
@@ -86,7 +98,7 @@ _PROVIDERS = (
         "langchain_anthropic",
         "ChatAnthropic",
         "ANTHROPIC_MODEL",
-        "claude-3-5-haiku-latest",
+        "claude-haiku-4-5",
     ),
 )
 
@@ -279,7 +291,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from langchain_coasty.tools import CoastyComputerTool
 
-    parser = argparse.ArgumentParser(prog="python -m langchain_coasty.demo", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m langchain_coasty.demo",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--task", default=DEFAULT_TASK, help="what the Coasty agent should do")
     parser.add_argument("--machine", default=None, help="Coasty machine id (default: first one)")
     parser.add_argument(

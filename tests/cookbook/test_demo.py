@@ -9,6 +9,7 @@ import select
 import subprocess
 import sys
 import time
+import types
 
 import pytest
 
@@ -98,3 +99,16 @@ def test_answers_typed_at_the_terminal() -> None:
     assert demo.answer_from_text("cancel")["decisions"][0]["type"] == "reject"
     note = demo.answer_from_text(" 123456 ")
     assert note == {"decisions": [{"type": "respond", "message": "123456"}]}
+
+
+def test_a_configured_provider_is_used_and_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    class ChatAnthropic(demo.ScriptedPlanner):
+        model: str = ""
+
+    fake = types.ModuleType("langchain_anthropic")
+    fake.ChatAnthropic = ChatAnthropic  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "langchain_anthropic", fake)
+    env = {"ANTHROPIC_API_KEY": "sk-ant-x", "ANTHROPIC_MODEL": "claude-test"}
+    model, line = demo.chat_model_from_env(env)
+    assert isinstance(model, ChatAnthropic) and model.model == "claude-test"
+    assert line == "real chat model: ChatAnthropic('claude-test') from langchain-anthropic"

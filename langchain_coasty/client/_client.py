@@ -89,6 +89,19 @@ def _parse(model: type[_Model], response: httpx.Response) -> _Model:
         ) from exc
 
 
+def _maybe_created(error: CoastyError, key: str) -> CoastyError:
+    """Say that a create whose outcome is unknown may have started a run, and how to find it."""
+    error.idempotency_key = key
+    note = (
+        f" The run may have been created: collect it with client.idempotency.get({key!r}) "
+        "(or create again with the same idempotency_key) once Coasty answers."
+    )
+    if note not in error.message:
+        error.message += note
+        error.args = (error.message,)
+    return error
+
+
 def _run_from_lookup(lookup: IdempotencyLookup, secrets: tuple[str, ...]) -> Run:
     status = lookup.original_status or 200
     if status >= 400:
@@ -223,6 +236,7 @@ class _BaseClient:
             ),
             policy=self._policy,
             secrets=self._secrets,
+            run_id=run_id,
         )
 
     def _log_retry(self, method: str, path: str, delay: float, retry: int, why: object) -> None:
@@ -393,6 +407,7 @@ class CoastyClient(_BaseClient):
                         return CreateResult(
                             run=run, replayed=not attempts.ours_may_exist, idempotency_key=key
                         )
+                    raise _maybe_created(error, key)
                 raise error
             delay = attempts.next_delay(retry_after)
             self._log_retry("POST", "/v1/runs", delay, attempts.retries, error)
@@ -408,7 +423,7 @@ class CoastyClient(_BaseClient):
             except NotFoundError:
                 return None
             except CoastyError as exc:
-                raise cause from exc
+                raise _maybe_created(cause, key) from exc
             if lookup.is_completed:
                 return _run_from_lookup(lookup, self._secrets)
             polls += 1
@@ -665,6 +680,7 @@ class AsyncCoastyClient(_BaseClient):
                         return CreateResult(
                             run=run, replayed=not attempts.ours_may_exist, idempotency_key=key
                         )
+                    raise _maybe_created(error, key)
                 raise error
             delay = attempts.next_delay(retry_after)
             self._log_retry("POST", "/v1/runs", delay, attempts.retries, error)
@@ -680,7 +696,7 @@ class AsyncCoastyClient(_BaseClient):
             except NotFoundError:
                 return None
             except CoastyError as exc:
-                raise cause from exc
+                raise _maybe_created(cause, key) from exc
             if lookup.is_completed:
                 return _run_from_lookup(lookup, self._secrets)
             polls += 1

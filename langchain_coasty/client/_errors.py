@@ -57,6 +57,10 @@ class CoastyError(Exception):
     """Base class of every error raised by the Coasty client."""
 
     request_id: str | None = None
+    run_id: str | None = None
+    """The run the error leaves in an unknown state, when there is one (recover it by id)."""
+    idempotency_key: str | None = None
+    """Key of a create that may have started a run (collect it with `idempotency.get`)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

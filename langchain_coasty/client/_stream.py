@@ -50,6 +50,7 @@ class StreamConfig:
     timeout: httpx.Timeout
     policy: RetryPolicy
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    run_id: str | None = None
 
 
 class _Cursor:
@@ -143,9 +144,12 @@ class _StreamBase:
 
     def _check_deadline(self) -> None:
         if self._deadline is not None and time.monotonic() >= self._deadline:
-            raise APITimeoutError(
-                f"Gave up waiting for events after the deadline (last seq {self.last_seq})."
+            error = APITimeoutError(
+                f"Gave up waiting for the events of run {self._config.run_id} after the "
+                f"deadline (last seq {self.last_seq})."
             )
+            error.run_id = self._config.run_id
+            raise error
 
     def _status_failure(self, response: httpx.Response) -> CoastyError:
         error = status_error_from_response(response, secrets=self._config.secrets)
@@ -166,12 +170,17 @@ class _StreamBase:
         self._check_deadline()
         self._failures += 1
         if self._failures > self._config.policy.stream_max_reconnects:
+            run_id = self._config.run_id
             if isinstance(error, APIStatusError):
+                error.run_id = run_id
                 raise error
-            raise type(error)(
-                f"Event stream gave up after {self._failures - 1} reconnects without a new "
-                f"event (last seq {self.last_seq}): {error}"
+            gave_up = type(error)(
+                f"Event stream of run {run_id} gave up after {self._failures - 1} reconnects "
+                f"without a new event (last seq {self.last_seq}): {error}. The run itself may "
+                "still be going on the server: look it up by its id."
             )
+            gave_up.run_id = run_id
+            raise gave_up
         delay = self._config.policy.stream_delay(self._failures, self._retry_after)
         self._retry_after = None
         self.reconnects += 1

@@ -22,7 +22,13 @@ from langchain_core.runnables import RunnableConfig
 _SCRATCHPAD = "__pregel_scratchpad"
 _CHECKPOINTER = "__pregel_checkpointer"
 _RUNTIME = "__pregel_runtime"
-_MAX_META = 256
+MAX_METADATA_VALUE = 256
+"""Longest value of each ``langchain_*`` run metadata entry (characters)."""
+THREAD_ID_KEY = "langchain_thread_id"
+CHECKPOINT_NS_KEY = "langchain_checkpoint_ns"
+TOOL_CALL_ID_KEY = "langchain_tool_call_id"
+IDEMPOTENCY_KEY_KEY = "idempotency_key"
+TRUNCATED_KEY = "langchain_truncated"
 
 
 @dataclass
@@ -55,14 +61,44 @@ class GraphContext:
         return "lc-" + hashlib.sha256(material.encode()).hexdigest()[:40]
 
     def metadata(self, key: str) -> dict[str, str]:
-        """Run metadata tying the Coasty run to this graph position."""
-        out = {
-            "langchain_thread_id": self.thread_id or "",
-            "langchain_checkpoint_ns": self.checkpoint_ns,
-            "langchain_tool_call_id": self.tool_call_id or "",
-            "idempotency_key": key,
-        }
-        return {k: v[:_MAX_META] for k, v in out.items() if v}
+        """Run metadata tying the Coasty run to this graph position (see ``run_metadata``)."""
+        return run_metadata(
+            thread_id=self.thread_id,
+            checkpoint_ns=self.checkpoint_ns,
+            tool_call_id=self.tool_call_id,
+            idempotency_key=key,
+        )
+
+
+def run_metadata(
+    *,
+    thread_id: str | None,
+    checkpoint_ns: str | None,
+    tool_call_id: str | None,
+    idempotency_key: str,
+) -> dict[str, str]:
+    """The ``metadata`` a run created inside a graph carries, so anyone can find its thread.
+
+    Keys (empty values are left out): ``langchain_thread_id`` (the LangGraph thread),
+    ``langchain_checkpoint_ns`` (the task's namespace, ``"tools:<task id>"``),
+    ``langchain_tool_call_id`` (the planner's tool call) and ``idempotency_key`` (the create's
+    key, which also fetches the original create response, webhook secret included, for 24 h
+    through ``client.idempotency.get``). Each value is capped at ``MAX_METADATA_VALUE``
+    characters, so the block stays under about 1.1 KB and 5 of the 50 keys a run allows;
+    when a value had to be cut, ``langchain_truncated`` names the cut keys and the thread
+    can no longer be found from the run alone.
+    """
+    given = {
+        THREAD_ID_KEY: thread_id or "",
+        CHECKPOINT_NS_KEY: checkpoint_ns or "",
+        TOOL_CALL_ID_KEY: tool_call_id or "",
+        IDEMPOTENCY_KEY_KEY: idempotency_key,
+    }
+    out = {k: v[:MAX_METADATA_VALUE] for k, v in given.items() if v}
+    cut = [k for k, v in given.items() if len(v) > MAX_METADATA_VALUE]
+    if cut:
+        out[TRUNCATED_KEY] = ",".join(cut)
+    return out
 
 
 def graph_context(config: RunnableConfig | None, runtime: Any = None) -> GraphContext | None:

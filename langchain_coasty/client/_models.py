@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, field_serializer
 
 __all__ = [
     "CreateResult",
@@ -75,10 +75,15 @@ class Run(BaseModel):
     finished_at: str | None = None
     request_id: str | None = None
 
+    @field_serializer("status")
+    def _status_as_text(self, status: RunStatus) -> str:
+        # Plain text in dumps, so checkpointers store the run without registering the enum.
+        return RunStatus(status).value
+
     @property
     def is_terminal(self) -> bool:
         """True once the run can no longer change."""
-        return self.status.is_terminal
+        return RunStatus(self.status).is_terminal
 
     @property
     def cost_usd(self) -> float:

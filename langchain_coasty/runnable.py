@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import queue
 import threading
 import uuid
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
@@ -38,9 +47,11 @@ from langchain_coasty.client import (
     CoastyClient,
     CoastyError,
     ConflictError,
+    CreateResult,
     Run,
     RunEvent,
 )
+from langchain_coasty.durable import durable_steps
 from langchain_coasty.human import (
     AwaitingHumanPolicy,
     HumanAnswer,
@@ -53,6 +64,9 @@ if TYPE_CHECKING:
     from langchain_core.callbacks import AsyncCallbackManager, CallbackManager
 
 __all__ = ["CoastyInput", "CoastyRunnable", "CoastySettings", "RunSession", "build_request"]
+
+WaitMode: TypeAlias = Literal["stream", "durable"]
+"""How a call waits for its run (``CoastySettings.wait``)."""
 
 CoastyInput: TypeAlias = str | dict[str, Any]
 """A task string, or a dict of RunRequest fields (``task``, ``machine_id``, ...)."""
@@ -71,7 +85,7 @@ RUN_FIELDS = (
     "metadata",
     "llm",
 )
-_INPUT_EXTRAS = ("idempotency_key", "on_awaiting_human")
+_INPUT_EXTRAS = ("idempotency_key", "on_awaiting_human", "wait")
 _CANCEL_TIMEOUT = 5.0
 _LOG_SIZE = 100
 
@@ -105,6 +119,10 @@ class CoastySettings(BaseModel):
     llm: dict[str, Any] | None = None
     on_awaiting_human: AwaitingHumanPolicy = "interrupt"
     """What to do when a run waits for a person; see ``langchain_coasty.human``."""
+    wait: WaitMode = "stream"
+    """How a call waits for its run: ``"stream"`` follows the event stream; ``"durable"``
+    (inside a LangGraph graph with a checkpointer) pauses the graph with a ``coasty_wait``
+    interrupt and holds nothing until it is resumed; see ``langchain_coasty.durable``."""
     max_cost_usd: float | None = None
     """Client-side budget: cancel the run once its notional cost passes this."""
     idle_timeout: float | None = None
@@ -174,6 +192,27 @@ class _Progress:
     pauses: list[PauseRequest] = field(default_factory=list)
     applied: int = 0
     done: bool = False
+    owner: int = 0
+    """Generation of the session delivering the events (the latest execution of the call)."""
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def take(self, generation: int) -> int:
+        """Hand delivery to the session ``generation`` if it is the newest; return the cursor.
+
+        An async ``ToolNode`` leaves the sibling of an interrupted call running in the
+        background, so its re-execution can overlap it: the newer session takes over.
+        """
+        with self.lock:
+            self.owner = max(self.owner, generation)
+            return self.seq
+
+    def claim(self, generation: int, seq: int) -> bool:
+        """Whether session ``generation`` delivers event ``seq`` (False: another one does)."""
+        with self.lock:
+            if generation != self.owner or seq <= self.seq:
+                return False
+            self.seq = seq
+            return True
 
 
 class _ProgressRegistry:
@@ -206,6 +245,7 @@ class _ProgressRegistry:
 
 
 PROGRESS = _ProgressRegistry()
+_GENERATIONS = itertools.count(1)
 
 
 # --- one followed run --------------------------------------------------------------------
@@ -224,6 +264,7 @@ class _Request:
     body: dict[str, Any]
     key: str
     policy: AwaitingHumanPolicy
+    wait: WaitMode = "stream"
 
 
 class RunSession:
@@ -251,6 +292,7 @@ class RunSession:
         self.stop_note: str | None = None
         self.done = False
         self.cancel_sent = False
+        self.generation = next(_GENERATIONS)
         self._silent_pauses = 0
         self._pauses_seen = 0
         self._pending_pause: tuple[PauseRequest, int] | None = None
@@ -280,7 +322,7 @@ class RunSession:
             # Another process delivered the events before the answered pauses.
             self._silent_pauses = self.ctx.answered
         self._pauses_seen = len(self.progress.pauses)
-        return self.progress.seq
+        return self.progress.take(self.generation)
 
     def observe(self, event: RunEvent) -> tuple[bool, PauseRequest | None, bool]:
         """Book ``event``; return (deliver it, its pause request if a pause, silent replay)."""
@@ -392,7 +434,67 @@ class RunSession:
         created = client.runs.create_with_response(
             idempotency_key=self.request.key, **self.request.body
         )
-        yield from self.follow_existing(client, created.run, callbacks)
+        if self.request.wait == "durable":
+            yield from self.wait_durably(client, created, callbacks)
+        else:
+            yield from self.follow_existing(client, created.run, callbacks)
+
+    def wait_durably(
+        self, client: CoastyClient, created: CreateResult, callbacks: CallbackManager | None
+    ) -> Iterator[RunEvent]:
+        """Carry out a durable wait (``langchain_coasty.durable``); yields caught-up events."""
+        self.attach(created.run)
+        child = self._start_child(callbacks)
+        steps = durable_steps(self, created)
+        try:
+            value: Any = None
+            while True:
+                try:
+                    op = steps.send(value)
+                except StopIteration:
+                    break
+                value = None
+                if op.kind == "get":
+                    value = client.runs.get(created.run.id)
+                elif op.kind == "events":
+                    value = self._read_events_sync(client, *op.arg)
+                elif op.kind == "dispatch":
+                    self.dispatcher.dispatch(op.arg)
+                    assert op.event is not None
+                    yield op.event
+                elif op.kind == "apply":
+                    self._apply_sync(client, op.arg)
+                elif op.kind == "cancel":
+                    self._cancel_sync(client)
+                else:
+                    value = cast(Any, self.policy)(op.arg)
+                    if isinstance(value, Awaitable):
+                        if asyncio.iscoroutine(value):
+                            value.close()
+                        raise TypeError(
+                            "on_awaiting_human is an async callable: use ainvoke/astream."
+                        )
+        except BaseException as exc:
+            if child is not None:
+                child.on_chain_error(exc)
+            raise
+        if child is not None:
+            child.on_chain_end({"status": self.result.status.value, "run_id": created.run.id})
+
+    def _read_events_sync(
+        self, client: CoastyClient, after: int, stop: Callable[[RunEvent], bool]
+    ) -> list[RunEvent]:
+        """Read events after ``after`` until ``stop`` says so (a short, bounded read)."""
+        out: list[RunEvent] = []
+        stream = client.runs.events(self.run.id if self.run else "", after=after)
+        try:
+            for event in stream:
+                out.append(event)
+                if stop(event):
+                    break
+        finally:
+            stream.close()
+        return out
 
     def follow_existing(
         self, client: CoastyClient, run: Run, callbacks: CallbackManager | None
@@ -453,6 +555,8 @@ class RunSession:
         )
         try:
             for event in source:
+                if not self.progress.claim(self.generation, event.seq):
+                    return  # a re-execution of this call delivers the run's events now
                 deliver, pause, silent = self.observe(event)
                 if deliver:
                     self.dispatcher.dispatch(self.payload(event))
@@ -537,9 +641,68 @@ class RunSession:
         created = await client.runs.create_with_response(
             idempotency_key=self.request.key, **self.request.body
         )
-        async with aclosing(self.afollow_existing(client, created.run, callbacks)) as events:
+        if self.request.wait == "durable":
+            follow = self.await_durably(client, created, callbacks)
+        else:
+            follow = self.afollow_existing(client, created.run, callbacks)
+        async with aclosing(follow) as events:
             async for event in events:
                 yield event
+
+    async def await_durably(
+        self,
+        client: AsyncCoastyClient,
+        created: CreateResult,
+        callbacks: AsyncCallbackManager | None,
+    ) -> AsyncGenerator[RunEvent, None]:
+        """Async twin of ``wait_durably``."""
+        self.attach(created.run)
+        child = await self._astart_child(callbacks)
+        steps = durable_steps(self, created)
+        try:
+            value: Any = None
+            while True:
+                try:
+                    op = steps.send(value)
+                except StopIteration:
+                    break
+                value = None
+                if op.kind == "get":
+                    value = await client.runs.get(created.run.id)
+                elif op.kind == "events":
+                    value = await self._read_events_async(client, *op.arg)
+                elif op.kind == "dispatch":
+                    await self.dispatcher.adispatch(op.arg)
+                    assert op.event is not None
+                    yield op.event
+                elif op.kind == "apply":
+                    await self._apply_async(client, op.arg)
+                elif op.kind == "cancel":
+                    await self._acancel(client)
+                else:
+                    value = cast(Any, self.policy)(op.arg)
+                    if isinstance(value, Awaitable):
+                        value = await value
+        except BaseException as exc:
+            if child is not None:
+                await child.on_chain_error(exc)
+            raise
+        if child is not None:
+            await child.on_chain_end({"status": self.result.status.value, "run_id": created.run.id})
+
+    async def _read_events_async(
+        self, client: AsyncCoastyClient, after: int, stop: Callable[[RunEvent], bool]
+    ) -> list[RunEvent]:
+        out: list[RunEvent] = []
+        stream = client.runs.events(self.run.id if self.run else "", after=after)
+        try:
+            async for event in stream:
+                out.append(event)
+                if stop(event):
+                    break
+        finally:
+            await stream.aclose()
+        return out
 
     async def afollow_existing(
         self, client: AsyncCoastyClient, run: Run, callbacks: AsyncCallbackManager | None
@@ -599,6 +762,8 @@ class RunSession:
                 except TimeoutError:
                     await self._aidle(client)
                     return
+                if not self.progress.claim(self.generation, event.seq):
+                    return  # a re-execution of this call delivers the run's events now
                 deliver, pause, silent = self.observe(event)
                 if deliver:
                     await self.dispatcher.adispatch(self.payload(event))
@@ -773,7 +938,16 @@ def build_request(
     meta.update(ctx.metadata(key) if ctx else {"idempotency_key": key})
     body["metadata"] = meta
     policy = given.get("on_awaiting_human") or settings.on_awaiting_human
-    return _Request(body=body, key=str(key), policy=policy)
+    wait = given.get("wait") or settings.wait
+    if wait not in ("stream", "durable"):
+        raise ValueError(f"wait must be 'stream' or 'durable', not {wait!r}")
+    if wait == "durable" and (ctx is None or not ctx.has_checkpointer or not ctx.thread_id):
+        raise ValueError(
+            "wait='durable' pauses the LangGraph graph until the run's outcome resumes it, so "
+            "it needs to run inside a graph compiled with a checkpointer (and a thread_id); "
+            "use wait='stream' elsewhere."
+        )
+    return _Request(body=body, key=str(key), policy=policy, wait=wait)
 
 
 # --- the runnable ------------------------------------------------------------------------
@@ -815,6 +989,11 @@ class CoastyRunnable(RunnableSerializable[CoastyInput, Run], CoastySettings):
     When following stops early, the returned run says why in ``stop_reason``
     (``budget_exceeded``, ``idle_timeout``, ``awaiting_human``, ``rejected``) and
     ``stop_note``; ``event_log`` holds a compact log of the delivered events.
+
+    Inside a graph, ``wait="durable"`` pauses the graph on the run instead of following its
+    stream (see ``langchain_coasty.durable``). Runs created in a graph carry ``metadata``
+    naming the thread, checkpoint namespace, tool call and idempotency key (see
+    ``langchain_coasty._graph.run_metadata``), so any process can find the thread again.
     """
 
     @classmethod

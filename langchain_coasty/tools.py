@@ -128,6 +128,11 @@ class CoastyComputerTool(_CoastyTool):
     failed, timed-out and cancelled runs and API errors raise ``ToolException`` (returned
     to the LLM as an error message, with the error code and suggestion). Pauses follow
     ``on_awaiting_human``; events follow ``langchain_coasty.callbacks``.
+
+    ``wait="durable"`` (with ``webhook_url``) creates the run and pauses the graph at once
+    with a ``coasty_wait`` interrupt, holding no stream while the run works; a webhook
+    receiver wakes the thread with ``langchain_coasty.durable.resume_from_webhook`` and the
+    tool then returns the same content and artifact as with ``wait="stream"``.
     """
 
     name: str = "coasty_computer"

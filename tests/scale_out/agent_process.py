@@ -31,6 +31,8 @@ TASK = "Log in to the bank portal and download the March statement"
 class HistoryPlanner(BaseChatModel):
     """A fake planner that decides from the message history alone (no position to lose)."""
 
+    task: str = TASK
+
     @property
     def _llm_type(self) -> str:
         return "history-planner"
@@ -49,7 +51,7 @@ class HistoryPlanner(BaseChatModel):
         if isinstance(last, ToolMessage):
             message = AIMessage(f"final: {last.content}")
         else:
-            call = {"name": "coasty_computer", "args": {"task": TASK}, "id": "call_1"}
+            call = {"name": "coasty_computer", "args": {"task": self.task}, "id": "call_1"}
             message = AIMessage("", tool_calls=[{**call, "type": "tool_call"}])
         return ChatResult(generations=[ChatGeneration(message=message)])
 

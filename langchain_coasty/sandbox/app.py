@@ -82,7 +82,7 @@ from langchain_coasty.sandbox.validation import (
 )
 
 _KEY_RE = re.compile(r"^sk-coasty-(test|live)-[A-Za-z0-9_]+$")
-_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost", "testclient"})
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _SSE_BATCH = 256
 
 _ERROR_TYPES = {
@@ -325,7 +325,7 @@ class _EventStream(Response):
             if run.closed:
                 return
             if now >= next_ping:
-                await send({"type": "http.response.body", "body": b": ping\n\n", "more_body": True})
+                await send({"type": "http.response.body", "body": b": ping\n", "more_body": True})
                 next_ping = now + engine.config.heartbeat_interval
                 continue
             wake = min(next_ping, opened + engine.config.rotation_seconds)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import secrets
+import sys
 from collections.abc import Sequence
 
 
@@ -13,7 +15,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         prog="coasty-sandbox", description="A local server speaking Coasty's /v1/runs API."
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--pace", type=float, default=0.5, help="seconds per agent step")
     parser.add_argument("--scenarios", help="JSON or YAML scenario file")
     parser.add_argument("--seed", type=int, default=0, help="seed for fault injection")
@@ -36,20 +38,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     scenarios = parse_scenarios(read_scenario_file(args.scenarios)) if args.scenarios else []
     engine = Engine(config, scenarios, seed=args.seed)
-    base_url = f"http://{args.host}:{args.port}"
+    sock = bind_socket(args.host, args.port)
+    base_url = f"http://{args.host}:{sock.getsockname()[1]}"
     print(f"Coasty sandbox on {base_url}")
     print(f"  COASTY_BASE_URL={base_url}")
     print(f"  COASTY_API_KEY=sk-coasty-test-{secrets.token_hex(16)}  (any sk-coasty-test-* works)")
     print(f"  machines: {', '.join(engine.machine_ids)}; control plane: {base_url}/_sandbox/")
+    sys.stdout.flush()
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(engine),
             log_level=args.log_level,
             timeout_graceful_shutdown=2,
+            timeout_keep_alive=30,
             backlog=4096,
         )
     )
-    server.run(sockets=[bind_socket(args.host, args.port)])
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -6,9 +6,14 @@ schemas in ``tests/schemas``; every SSE event read through ``read_events`` again
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +23,7 @@ import jsonschema
 import pytest
 from httpx_sse import connect_sse
 
-from langchain_coasty.sandbox import CoastySandbox
+from langchain_coasty.sandbox import CoastySandbox, SandboxControl
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 _ROUTES = [
@@ -148,10 +153,41 @@ def events_until(
 
 def wait_until(predicate: Any, timeout: float = 10.0) -> None:
     """Wait (bounded) for a condition observed over HTTP."""
-    import time
-
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def sandbox_process(*args: str) -> Iterator[SandboxControl]:
+    """Run ``coasty-sandbox`` in a child process on a free port; yield its control client."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "langchain_coasty.sandbox.cli", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        match = re.search(r"http://[\d.]+:\d+", first)
+        assert match, first
+        control = SandboxControl(match.group(0))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{control.base_url}/v1/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+        yield control
+        control.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

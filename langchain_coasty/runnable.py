@@ -220,8 +220,19 @@ class _ProgressRegistry:
 
     def __init__(self, maxsize: int = 4096) -> None:
         self._items: OrderedDict[str, _Progress] = OrderedDict()
+        self._keys: OrderedDict[str, None] = OrderedDict()
         self._maxsize = maxsize
         self._lock = threading.Lock()
+
+    def note_key(self, key: str) -> bool:
+        """Remember that a call with this idempotency key started here; True if one did before."""
+        with self._lock:
+            seen = key in self._keys
+            self._keys[key] = None
+            self._keys.move_to_end(key)
+            while len(self._keys) > self._maxsize:
+                self._keys.popitem(last=False)
+            return seen
 
     def get(self, run_id: str) -> _Progress | None:
         with self._lock:
@@ -233,6 +244,7 @@ class _ProgressRegistry:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._keys.clear()
 
     def get_or_create(self, run_id: str) -> _Progress:
         with self._lock:
@@ -293,6 +305,9 @@ class RunSession:
         self.done = False
         self.cancel_sent = False
         self.generation = next(_GENERATIONS)
+        # An earlier execution of this call in this process (a ToolNode sibling still running
+        # in the background) delivers its own events: nothing to replay silently then.
+        self._started_here = PROGRESS.note_key(self.request.key) if self.request else True
         self._silent_pauses = 0
         self._pauses_seen = 0
         self._pending_pause: tuple[PauseRequest, int] | None = None
@@ -318,7 +333,7 @@ class RunSession:
         self.run = run
         existing = PROGRESS.get(run.id)
         self.progress = PROGRESS.get_or_create(run.id)
-        if existing is None and self.interrupts and self.ctx is not None:
+        if existing is None and not self._started_here and self.interrupts and self.ctx:
             # Another process delivered the events before the answered pauses.
             self._silent_pauses = self.ctx.answered
         self._pauses_seen = len(self.progress.pauses)

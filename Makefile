@@ -36,5 +36,8 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.run $(ARGS)
 
+soak: $(STAMP)
+	$(PY) -m tests.reliability.soak $(ARGS)
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

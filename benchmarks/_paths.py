@@ -35,7 +35,10 @@ def long_run_task(sb: Sandbox, events: int) -> str:
 
 
 def paced_task(sb: Sandbox, steps: int, pace: float) -> str:
-    """A run of ``steps`` steps, one every ``pace`` seconds (5 events a step, 2 + 3 around)."""
+    """A run of ``steps`` steps, one every ``pace`` seconds (5 events a step, 2 + 3 around).
+
+    More than 50 steps needs ``max_steps`` on the create request (the API's default cap).
+    """
     return scenario_task(
         sb, f"bench-{steps}-steps-{pace:g}s".replace(".", "_"), steps=steps, pace=pace
     )

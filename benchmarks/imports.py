@@ -10,7 +10,10 @@ from typing import Any
 from benchmarks._harness import summary
 
 BASELINE = "import langchain_core.tools"
+# ``import langchain_core.tools`` is itself lazy; this is what loading a LangChain tool costs.
+BASETOOL = "from langchain_core.tools import BaseTool"
 CANDIDATES = {
+    "BaseTool (reference)": BASETOOL,
     "import langchain_coasty": "import langchain_coasty",
     "CoastyClient": "from langchain_coasty import CoastyClient",
     "CoastyRunnable": "from langchain_coasty import CoastyRunnable",
@@ -67,9 +70,11 @@ def run(trials: int = 7) -> dict[str, Any]:
         if not ts:
             continue
         ratios = [t / b for t, b in zip(ts, base_times, strict=False)]
+        to_tool = [t / b for t, b in zip(ts, times["BaseTool (reference)"], strict=False)]
         rows[name] = {
             "ms": summary([t * 1000 for t in ts]),
             "ratio": summary(ratios),
+            "ratio_to_basetool": summary(to_tool),
             "heavy_modules": heavy.get(name, []),
         }
     return {

@@ -46,31 +46,52 @@ def event_stamps(sb: Sandbox, run_id: str) -> dict[int, dict[str, Any]]:
     return out
 
 
+def _live(stamped: list[tuple[float, float]], opened: list[float]) -> list[float]:
+    """Latencies of events emitted after the stream was connected (earlier ones are replay)."""
+    if not opened:
+        return []
+    return [seen - ts for ts, seen in stamped if ts >= opened[0]]
+
+
+def _hooked(sb: Sandbox) -> tuple[Any, list[float]]:
+    """A CoastyClient whose http client notes when the first event stream response arrives."""
+    opened: list[float] = []
+
+    def hook(response: httpx.Response) -> None:
+        if response.request.url.path.endswith("/events"):
+            opened.append(time.time())
+
+    http = httpx.Client(timeout=httpx.Timeout(30.0, read=60.0), event_hooks={"response": [hook]})
+    return _paths.client(sb, http_client=http), opened
+
+
 def raw_stream_latency(sb: Sandbox, run_id: str) -> list[float]:
     """Baseline: raw httpx-sse loop, latency of each event at the point the loop sees it."""
-    lat: list[float] = []
+    stamped: list[tuple[float, float]] = []
     with (
         httpx.Client(base_url=sb.base_url, headers=AUTH, timeout=60) as http,
         connect_sse(http, "GET", f"/v1/runs/{run_id}/events") as source,
     ):
+        opened = [time.time()]
         for sse in source.iter_sse():
             ev = json.loads(sse.data)
-            lat.append(time.time() - float(ev["ts"]))
+            stamped.append((float(ev["ts"]), time.time()))
             if ev["type"] == "done":
                 break
-    return lat
+    return _live(stamped, opened)
 
 
 def client_stream_latency(sb: Sandbox, run_id: str) -> list[float]:
     """``client.runs.events``: latency at the point the iterator yields each RunEvent."""
-    lat: list[float] = []
-    with _paths.client(sb) as c:
-        for ev in c.runs.events(run_id):
-            lat.append(time.time() - float(ev.ts))
-    return lat
+    stamped: list[tuple[float, float]] = []
+    client, opened = _hooked(sb)
+    with client:
+        for ev in client.runs.events(run_id):
+            stamped.append((float(ev.ts), time.time()))
+    return _live(stamped, opened)
 
 
-def callback_latency(sb: Sandbox, task: str) -> list[float]:
+def callback_latency(sb: Sandbox, task: str | dict[str, Any]) -> list[float]:
     """CoastyRunnable.invoke with a CoastyCallbackHandler: latency at ``on_coasty_event``."""
     seen: list[tuple[int, float, str]] = []
     base = _paths.need("langchain_coasty.callbacks", "CoastyCallbackHandler")
@@ -78,14 +99,15 @@ def callback_latency(sb: Sandbox, task: str) -> list[float]:
     class Stamp(base):  # type: ignore[misc, valid-type]
         def on_coasty_event(self, event: Any) -> None:
             now = time.time()
-            get = event.get if isinstance(event, dict) else lambda k: getattr(event, k, None)
-            seen.append((int(get("seq")), now, str(get("run_id"))))
+            seen.append((int(event["seq"]), now, str(event["run_id"])))
 
-    _paths.runnable(sb).invoke(task, config={"callbacks": [Stamp()]})
+    client, opened = _hooked(sb)
+    with client:
+        _paths.runnable(sb, client=client).invoke(task, config={"callbacks": [Stamp()]})
     if not seen:
         return []
     stamps = event_stamps(sb, seen[0][2])
-    return [now - float(stamps[seq]["ts"]) for seq, now, _ in seen]
+    return _live([(float(stamps[seq]["ts"]), now) for seq, now, _ in seen], opened)
 
 
 def poll(
@@ -157,7 +179,7 @@ def simulate_polling(
 
 def run(
     sb: Sandbox,
-    steps: int = 400,
+    steps: int = 300,
     pace: float = 0.005,
     poll_steps: int = 15,
     poll_pace: float = 0.77,
@@ -171,15 +193,15 @@ def run(
     for _ in range(trials):
         sb.reset()
         task = _paths.paced_task(sb, steps, pace)
-        raw_l += raw_stream_latency(sb, _paths.create_run(sb, task))
+        raw_l += raw_stream_latency(sb, _paths.create_run(sb, task, max_steps=steps))
         if "client" not in out["missing"]:
             try:
-                cli_l += client_stream_latency(sb, _paths.create_run(sb, task))
+                cli_l += client_stream_latency(sb, _paths.create_run(sb, task, max_steps=steps))
             except _paths.NotLanded as exc:
                 out["missing"]["client"] = str(exc)
         if "callback" not in out["missing"]:
             try:
-                cb_l += callback_latency(sb, task)
+                cb_l += callback_latency(sb, {"task": task, "max_steps": steps})
             except _paths.NotLanded as exc:
                 out["missing"]["callback"] = str(exc)
     stream: dict[str, Any] = {"raw": _lat_summary(raw_l)}

@@ -18,17 +18,23 @@ from benchmarks._harness import machine_info, sandbox_process
 HERE = Path(__file__).resolve().parent
 
 FULL: dict[str, Any] = {
-    "stream": {"events": 100_000, "trials": 3},
-    "latency": {"steps": 400, "pace": 0.005, "poll_steps": 15, "poll_pace": 0.77, "trials": 3},
-    "scale": {"levels": (100, 500, 1000, 2000), "steps": 4, "pace": 1.5, "trials": 2},
+    "stream": {"events": 100_000, "trials": 2},
+    "latency": {"steps": 300, "pace": 0.005, "poll_steps": 15, "poll_pace": 0.77, "trials": 3},
+    "scale": {
+        "levels": (100, 500, 1000, 2000),
+        "steps": 4,
+        "pace": 1.5,
+        "trials": 2,
+        "max_trials_above": 100,
+    },
     "recovery": {"events": 3000, "max_frames": 30, "trials": 3},
     "overhead": {"requests": 1000, "trials": 5},
-    "imports": {"trials": 7},
+    "imports": {"trials": 5},
 }
 TINY: dict[str, Any] = {
     "stream": {"events": 300, "trials": 1},
-    "latency": {"steps": 10, "pace": 0.002, "poll_steps": 3, "poll_pace": 0.4, "trials": 1},
-    "scale": {"levels": (4,), "steps": 2, "pace": 0.05, "trials": 1},
+    "latency": {"steps": 30, "pace": 0.01, "poll_steps": 3, "poll_pace": 0.4, "trials": 1},
+    "scale": {"levels": (4,), "steps": 2, "pace": 0.05, "trials": 1, "raw_levels": (4,)},
     "recovery": {"events": 150, "max_frames": 20, "trials": 1},
     "overhead": {"requests": 20, "trials": 1},
     "imports": {"trials": 1},
@@ -52,6 +58,7 @@ def run_all(sizes: dict[str, Any], only: tuple[str, ...] = ORDER) -> dict[str, A
                 mod = modules[name]
                 results["benchmarks"][name] = _timed(lambda m=mod, n=name: m.run(sb, **sizes[n]))
     results["total_seconds"] = time.perf_counter() - started
+    results["machine"]["load_average_1m_end"] = machine_info()["load_average_1m"]
     return results
 
 

@@ -13,14 +13,16 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
 import httpx
+from httpx_sse import aconnect_sse
 
 from benchmarks import _paths
-from benchmarks._harness import Sandbox, current_rss_bytes, peak_rss_bytes, summary
+from benchmarks._harness import AUTH, Sandbox, current_rss_bytes, peak_rss_bytes, summary
 
 # events a run emits around its steps (2 status at the start; text, status, done at the end)
 EVENTS_FIXED = 5
@@ -111,14 +113,49 @@ async def _level(sb: Sandbox, task: str, n: int, expected_events: int) -> dict[s
     }
 
 
-def run_level(sb: Sandbox, n: int, steps: int, pace: float) -> dict[str, Any]:
+async def _raw_level(sb: Sandbox, task: str, n: int, expected_events: int) -> dict[str, Any]:
+    """Baseline: the same n runs with raw httpx + httpx-sse on one AsyncClient."""
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    body = {"machine_id": sb.machine_id, "task": task}
+    async with httpx.AsyncClient(
+        base_url=sb.base_url, headers=AUTH, timeout=300, limits=limits
+    ) as http:
+
+        async def one() -> list[int]:
+            key = {"Idempotency-Key": uuid.uuid4().hex}
+            run_id = (await http.post("/v1/runs", json=body, headers=key)).json()["id"]
+            seqs: list[int] = []
+            async with aconnect_sse(http, "GET", f"/v1/runs/{run_id}/events") as source:
+                async for sse in source.aiter_sse():
+                    event = json.loads(sse.data)
+                    seqs.append(int(event["seq"]))
+                    if event["type"] == "done":
+                        break
+            return seqs
+
+        await one()
+        rss0 = current_rss_bytes()
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
+        wall = time.perf_counter() - t0
+    complete = sum(1 for r in results if r == list(range(1, expected_events + 1)))
+    return {
+        "runs": n,
+        "wall_s": wall,
+        "peak_rss_per_run_kib": (peak_rss_bytes() - rss0) / n / 1024,
+        "runs_all_events_in_order": complete,
+        "errors": sum(isinstance(r, BaseException) for r in results),
+    }
+
+
+def run_level(sb: Sandbox, n: int, steps: int, pace: float, raw: bool = False) -> dict[str, Any]:
     """One level in a fresh interpreter; returns its figures."""
     sb.reset()
     task = _paths.paced_task(sb, steps, pace)
     events = EVENTS_FIXED + EVENTS_PER_STEP * steps
     cmd = [sys.executable, "-m", "benchmarks.scale", "--base-url", sb.base_url]
     cmd += ["--machine-id", sb.machine_id, "--task", task, "--runs", str(n)]
-    cmd += ["--events", str(events)]
+    cmd += ["--events", str(events)] + (["--raw"] if raw else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
     if out.returncode != 0:
         err = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"
@@ -135,8 +172,14 @@ def run(
     steps: int = 4,
     pace: float = 1.5,
     trials: int = 2,
+    raw_levels: tuple[int, ...] = (100, 500),
+    max_trials_above: int = 500,
 ) -> dict[str, Any]:
-    """Every level ``trials`` times; each figure's median and spread."""
+    """Every level ``trials`` times (once above ``max_trials_above``); median and spread.
+
+    The raw httpx baseline runs at ``raw_levels`` only: with one shared pool its CPU cost
+    grows with the square of the concurrency (see BENCHMARKS.md), too slow for the budget.
+    """
     out: dict[str, Any] = {
         "steps_per_run": steps,
         "events_per_run": EVENTS_FIXED + EVENTS_PER_STEP * steps,
@@ -146,7 +189,10 @@ def run(
     }
     for n in levels:
         samples: list[dict[str, Any]] = []
-        for _ in range(trials):
+        raws: list[dict[str, Any]] = []
+        for _ in range(trials if n <= max_trials_above else 1):
+            if n in raw_levels:
+                raws.append(run_level(sb, n, steps, pace, raw=True))
             try:
                 samples.append(run_level(sb, n, steps, pace))
             except _paths.NotLanded as exc:
@@ -154,6 +200,16 @@ def run(
                 return out
         ok = [s for s in samples if "error" not in s]
         row: dict[str, Any] = {"trials": samples}
+        raw_ok = [r for r in raws if "error" not in r]
+        if raw_ok:
+            row["raw_trials"] = raws
+            row["raw_ratio_to_scripted"] = summary(
+                [r["wall_s"] / s["scripted_run_s"] for r, s in zip(raw_ok, ok, strict=False)]
+            )
+            row["ratio_to_raw"] = summary(
+                [s["wall_s"] / r["wall_s"] for r, s in zip(raw_ok, ok, strict=False)]
+            )
+            row["raw_all_events_delivered"] = all(r["runs_all_events_in_order"] == n for r in raws)
         if ok:
             for key in ("ratio_to_single_run", "ratio_to_scripted", "peak_rss_per_run_kib"):
                 if ok[0].get(key) is not None:
@@ -172,9 +228,11 @@ def main() -> None:
     p.add_argument("--task", required=True)
     p.add_argument("--runs", type=int, required=True)
     p.add_argument("--events", type=int, required=True)
+    p.add_argument("--raw", action="store_true", help="the raw httpx baseline")
     a = p.parse_args()
     sb = Sandbox(a.base_url, machine_ids=[a.machine_id])
-    print(json.dumps(asyncio.run(_level(sb, a.task, a.runs, a.events))))
+    level = _raw_level if a.raw else _level
+    print(json.dumps(asyncio.run(level(sb, a.task, a.runs, a.events))))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,10 @@ __all__ = ["SIGNATURE_HEADERS", "WebhookEvent", "WebhookVerificationError", "ver
 SIGNATURE_HEADERS = ("Coasty-Signature", "X-Coasty-Signature")
 """Header names that carry the signature, current first."""
 
+MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
+"""Default bound on a delivery's size; a run's JSON is far smaller."""
+_MAX_HEADER_CHARS = 8192
+
 
 class WebhookVerificationError(ValueError):
     """The delivery is not authentic, too old or too new, or not a webhook event."""
@@ -53,7 +57,11 @@ def _parse_header(header: str) -> tuple[int, list[str]]:
             raise WebhookVerificationError("Malformed signature header: expected t=...,v1=...")
         name, value = name.strip(), value.strip()
         if name == "t":
-            if timestamp is not None or not (value.isascii() and value.isdigit()):
+            if (
+                timestamp is not None
+                or not (value.isascii() and value.isdigit())
+                or len(value) > 12
+            ):
                 raise WebhookVerificationError("Malformed signature header: bad timestamp")
             timestamp = int(value)
         elif name == "v1" and value:
@@ -71,26 +79,32 @@ def verify_webhook(
     secret: str | SecretStr,
     *,
     tolerance: int = 300,
+    max_bytes: int | None = MAX_PAYLOAD_BYTES,
 ) -> WebhookEvent:
     """Check a delivery's signature and age, then return the parsed event.
 
     `signature_header` is the value of `Coasty-Signature` (or legacy `X-Coasty-Signature`);
-    any of several `v1=` values may match. Raises `WebhookVerificationError` otherwise.
+    any of several `v1=` values may match. A payload over `max_bytes` is refused before
+    any work on it. Raises `WebhookVerificationError` otherwise.
     """
     if isinstance(payload, bytearray | memoryview):
         payload = bytes(payload)
     if not isinstance(payload, bytes):
         raise WebhookVerificationError("The payload must be the raw request body as bytes")
+    if max_bytes is not None and len(payload) > max_bytes:
+        raise WebhookVerificationError(f"The payload is larger than {max_bytes} bytes")
     if not isinstance(signature_header, str) or not signature_header.strip():
         raise WebhookVerificationError("Missing signature header")
+    if len(signature_header) > _MAX_HEADER_CHARS:
+        raise WebhookVerificationError("Malformed signature header: too long")
     key = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
     if not isinstance(key, str) or not key:
         raise WebhookVerificationError("No webhook secret to verify with")
 
     timestamp, signatures = _parse_header(signature_header)
-    age = time.time() - timestamp
+    age = int(time.time()) - timestamp
     if age > tolerance:
-        raise WebhookVerificationError(f"Signature timestamp is too old ({int(age)} s)")
+        raise WebhookVerificationError(f"Signature timestamp is too old ({age} s)")
     if age < -tolerance:
         raise WebhookVerificationError("Signature timestamp is too far in the future")
 

@@ -257,6 +257,7 @@ class Engine:
         self._reset_state()
         self.custom_scenarios.clear()
         self.faults.clear()
+        self.faults.fired.clear()
         self.webhooks.reset()
         if restore_config:
             self.config = SandboxConfig(**self.initial_config.to_dict())

@@ -76,7 +76,39 @@ _EXPORTS: dict[str, str] = {
     "CoastySandbox": "langchain_coasty.sandbox",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncCoastyClient",
+    "AuthenticationError",
+    "CoastyCallbackHandler",
+    "CoastyClient",
+    "CoastyComputerTool",
+    "CoastyError",
+    "CoastyRunnable",
+    "CoastySandbox",
+    "CoastyToolkit",
+    "ConflictError",
+    "IdempotencyInFlightError",
+    "IdempotencyKeyReusedError",
+    "InsufficientCreditsError",
+    "InternalServerError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Run",
+    "RunEvent",
+    "RunStatus",
+    "RunsPage",
+    "UnprocessableEntityError",
+    "WebhookEvent",
+    "WebhookVerificationError",
+    "__version__",
+    "verify_webhook",
+]
 
 
 def __getattr__(name: str) -> Any:

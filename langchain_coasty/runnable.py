@@ -949,10 +949,18 @@ def build_request(
     key = given.get("idempotency_key") or (ctx.idempotency_key(body) if ctx else None)
     if not key:
         key = f"lc-{uuid.uuid4().hex}"
-    meta = dict(body.get("metadata") or {})
+    metadata = body.get("metadata")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise ValueError(f"`metadata` must be a dict, not {type(metadata).__name__}")
+    meta = dict(metadata or {})
     meta.update(ctx.metadata(key) if ctx else {"idempotency_key": key})
     body["metadata"] = meta
     policy = given.get("on_awaiting_human") or settings.on_awaiting_human
+    if policy not in ("interrupt", "return", "fail") and not callable(policy):
+        raise ValueError(
+            "`on_awaiting_human` must be 'interrupt', 'return', 'fail' or a callable, "
+            f"not {policy!r:.60}"
+        )
     wait = given.get("wait") or settings.wait
     if wait not in ("stream", "durable"):
         raise ValueError(f"wait must be 'stream' or 'durable', not {wait!r}")

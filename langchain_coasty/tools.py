@@ -428,8 +428,9 @@ def run_result(run: Run) -> tuple[str, Run]:
     cost = f"${run.cost_usd:.2f}"
     if reason == "awaiting_human" and run.status.value == "awaiting_human":
         question = _last_question(extra.get("event_log") or []) or run.awaiting_human_reason
+        question = (question or "see the run").rstrip(".")
         return (
-            f"Coasty run {run.id} is paused and needs an answer: {question or 'see the run'}. "
+            f"Coasty run {run.id} is paused and needs an answer: {question}. "
             f"{run.steps_completed} steps so far ({cost}). Answer it with coasty_resume_run "
             f'(run_id="{run.id}", note="<the answer>"), or stop it with coasty_cancel_run '
             f'(run_id="{run.id}").',

@@ -42,8 +42,8 @@ caller's own cost whatever the server does.
    loop (baseline), in the `client.runs.events` iterator, and in `on_coasty_event` of a
    handler passed to `CoastyRunnable.invoke` (joined to `ts` by `seq`). The run has steps
    every few milliseconds (each step is a burst of 5 events), so the figure includes
-   queueing behind the burst. Polling: `GET /v1/runs/{{id}}` every 1 s on a run whose 15
-   steps are 0.77 s apart; a milestone (a step completed, the terminal status) counts as
+   queueing behind the burst. Polling: `GET /v1/runs/{{id}}` every 1 s on a run of 15 steps at
+   `pace: 0.77` (a step every ~0.6 s); a milestone (a step completed, the terminal status) counts as
    seen when the first poll response reflecting it arrives. The 10 s interval is
    simulated from the same run: for 200 random poll phases each milestone waits for the
    next poll tick and then one round trip drawn from the measured GETs; the 1 s interval
@@ -112,19 +112,35 @@ of 25 events: 21-24 s client CPU; the same runs spread over 63 `AsyncClient`s of
 each (one shared `ssl` context): 4.6 s. `AsyncCoastyClient` / `CoastyClient`
 (`langchain_coasty/client/_client.py`, `self._http` built in `__init__`) use one pool for
 everything, so `abatch` over 1,000-2,000 runs takes many times the scripted run length.
-Proposed fix (client): keep event streams off the shared pool, e.g. a small set of
-lazily created `httpx.AsyncClient`s (same limits/timeouts, one shared `ssl.SSLContext`
-via `verify=`), each holding at most ~16 streams, the stream taking the least loaded one;
-creates/gets stay on the main pool. Also note `max_connections=1000` by default: at 2,000
-concurrent runs half the streams would wait for a connection.
+Moving only the event streams to 64 separate pools (monkeypatched `AsyncRuns.events`,
+together with fix 1) was not enough: 2,000 runs went from 26.7x to 18.8x the scripted
+length and 500 runs stayed at about 5x, because `abatch` still sends all creates (and
+the runnable's `runs.get` after each create) at once through the one shared pool, which then
+holds hundreds of connections. Proposed fix (client, `langchain_coasty/client/_client.py`):
+route every request of a run (create, get, events, cancel, resume) through one of a set
+of small pools (lazily created `httpx.AsyncClient`/`httpx.Client`, one shared
+`ssl.SSLContext` via `verify=`, same limits and timeouts), e.g. a pool per 8-16 open
+runs, so that no pool holds more than a few connections; or adopt a pool
+implementation without the linear scan once one is released. Also note
+`max_connections=1000` by default: at 2,000 concurrent runs half the streams wait for a
+connection (the sandbox saw at most a few hundred streams open at once at any level).
 
-### 3. Import cost
+### 3. A sync handler in async code costs a thread hop per event
+
+With `ainvoke`/`abatch`, LangChain runs a sync `CoastyCallbackHandler` through
+`loop.run_in_executor` for every event (about 7% of the event loop's time at 500 runs).
+`AsyncCoastyCallbackHandler` avoids it; `CoastyCallbackHandler` could also set
+`run_inline = True` when its hooks are known not to block (a documentation point).
+
+### 4. Import cost
 
 `import langchain_core.tools` is lazy in langchain-core 1.x (it loads no tool classes), so
-the table also gives `from langchain_core.tools import BaseTool` as a reference: importing
-`CoastyComputerTool` or `CoastyRunnable` costs about what `BaseTool` costs (both pull in
-langchain-core's runnables, tracers and LangSmith); `import langchain_coasty` alone is
-cheap and loads neither LangGraph nor the sandbox's server stack.
+the table also gives `from langchain_core.tools import BaseTool` as a reference. Importing
+`CoastyRunnable` costs about what `BaseTool` costs (1.05x) and `CoastyComputerTool`
+about 1.25x (it adds the client, httpx and the tool schema); nearly all of it is
+langchain-core's runnables, tracers and LangSmith. `import langchain_coasty` alone is
+cheap, and no import loads LangGraph or the sandbox's server stack (starlette, uvicorn):
+the tiny test asserts this.
 """
 
 
@@ -135,9 +151,9 @@ def notes(res: dict[str, Any]) -> str:
     missed = [r for r in figures(res) if r["met"] is False]
     lines = []
     if missed:
-        lines.append("**Targets missed in this run:** ")
+        lines += ["**Targets missed in this run:**", ""]
         lines += [
             f"- {r['bench']} {r['figure']}: {r['value']} (target {r['target']})" for r in missed
         ]
-        lines.append("")
+        lines += ["", ""]
     return "\n".join(lines) + FINDINGS

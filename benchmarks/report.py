@@ -216,6 +216,11 @@ def markdown(res: dict[str, Any]) -> str:
         f"{m['implementation']} {m['python']}; "
         + ", ".join(f"{k} {v}" for k, v in m["packages"].items())
     )
+    if m.get("load_average_1m") is not None:
+        machine += (
+            f". 1-minute load average {m['load_average_1m']} at the start and "
+            f"{m.get('load_average_1m_end', '?')} at the end (other work shared the machine)"
+        )
     return _method.TEMPLATE.format(
         machine=machine,
         total=f"{res.get('total_seconds', 0):.0f}",

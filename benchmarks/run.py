@@ -28,7 +28,7 @@ FULL: dict[str, Any] = {
         "max_trials_above": 100,
     },
     "recovery": {"events": 3000, "max_frames": 30, "trials": 3},
-    "overhead": {"requests": 1000, "trials": 5},
+    "overhead": {"requests": 500, "trials": 5},
     "imports": {"trials": 5},
 }
 TINY: dict[str, Any] = {
@@ -75,7 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tiny", action="store_true", help="tiny sizes (smoke run)")
     p.add_argument("--only", default=",".join(ORDER), help="comma-separated subset")
     p.add_argument("--no-markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
+    p.add_argument(
+        "--render", metavar="JSON", help="only re-render BENCHMARKS.md from a results file"
+    )
     a = p.parse_args(argv)
+    if a.render:
+        results = json.loads(Path(a.render).read_text())
+        (HERE / "BENCHMARKS.md").write_text(report.markdown(results))
+        print(report.table(results))
+        return 0
     only = tuple(x.strip() for x in a.only.split(",") if x.strip())
     sizes = TINY if a.tiny else FULL
     results = run_all(sizes, only)

@@ -42,8 +42,10 @@ caller's own cost whatever the server does.
    loop (baseline), in the `client.runs.events` iterator, and in `on_coasty_event` of a
    handler passed to `CoastyRunnable.invoke` (joined to `ts` by `seq`). The run has steps
    every few milliseconds (each step is a burst of 5 events), so the figure includes
-   queueing behind the burst. Polling: `GET /v1/runs/{{id}}` every 1 s on a run of 15 steps at
-   `pace: 0.77` (a step every ~0.6 s); a milestone (a step completed, the terminal status) counts as
+   queueing behind the burst. Events emitted before the caller's stream was connected
+   (noted with an httpx response hook) are replay, not live, and are left out.
+   Polling: `GET /v1/runs/{{id}}` every 1 s on a run of 15 steps at `pace: 0.77` (a step
+   every ~0.6 s); a milestone (a step completed, the terminal status) counts as
    seen when the first poll response reflecting it arrives. The 10 s interval is
    simulated from the same run: for 200 random poll phases each milestone waits for the
    next poll tick and then one round trip drawn from the measured GETs; the 1 s interval
@@ -56,7 +58,9 @@ caller's own cost whatever the server does.
    events arrived complete and in order; errors (a pool timeout would show here); the
    highest number of open streams the sandbox reported while the batch ran (sampled every
    0.1 s from `/_sandbox/counters`), which reaches n only if no call waited for a
-   connection.
+   connection. Baseline at 100 and 500 runs: the same runs with raw httpx + httpx-sse on
+   one `AsyncClient` (no limits), also in a fresh interpreter. Levels above 100 run once
+   (no spread) to keep `make bench` near 10 minutes; see finding 2 for why they are slow.
 4. **Recovery.** A run of a few thousand events is emitted first, then every stream
    connection is cut after a random 1..N frames (`stream_cut_rate: 1.0`, abrupt TCP drop).
    Because the cut follows a frame at once, the arrival of the last event before a

@@ -22,16 +22,16 @@ test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check langchain_coasty tests cookbook
-	$(BIN)/ruff format --check langchain_coasty tests cookbook
+	$(BIN)/ruff check langchain_coasty tests cookbook benchmarks
+	$(BIN)/ruff format --check langchain_coasty tests cookbook benchmarks
 	$(BIN)/mypy langchain_coasty
 
 typecheck: $(STAMP)
 	$(BIN)/mypy langchain_coasty
 
 format: $(STAMP)
-	$(BIN)/ruff format langchain_coasty tests cookbook
-	$(BIN)/ruff check --fix langchain_coasty tests cookbook
+	$(BIN)/ruff format langchain_coasty tests cookbook benchmarks
+	$(BIN)/ruff check --fix langchain_coasty tests cookbook benchmarks
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run $(ARGS)

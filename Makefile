@@ -9,8 +9,8 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
-	$(PY) -m pip install --quiet -e ".[sandbox,langgraph]" --group dev
+	$(PY) -m pip install -qq --upgrade "pip>=25.1"
+	$(PY) -m pip install -qq -e ".[sandbox,langgraph]" --group dev
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -28,6 +28,7 @@ from langchain_core.callbacks import (
 )
 
 if TYPE_CHECKING:
+    from langchain_core.callbacks import AsyncCallbackManager, CallbackManager
     from langchain_core.runnables import RunnableConfig
 
     from langchain_coasty.client import RunEvent
@@ -109,16 +110,47 @@ class EventDispatcher:
     ) -> None:
         self._config = config
         self._writer = stream_writer
+        # Resolved on first use, then kept: the config is fixed for the run, and building a
+        # callback manager per event was most of the dispatch cost.
+        self._manager: CallbackManager | None = None
+        self._amanager: AsyncCallbackManager | None = None
 
     def dispatch(self, payload: CoastyEventPayload) -> None:
         """Deliver ``payload`` from sync code."""
-        dispatch_custom_event(COASTY_EVENT, payload, config=self._config)
+        manager = self._manager
+        if manager is None and self._config is not None:
+            from langchain_core.runnables.config import (
+                ensure_config,
+                get_callback_manager_for_config,
+            )
+
+            manager = get_callback_manager_for_config(ensure_config(self._config))
+            if manager.parent_run_id is not None:
+                self._manager = manager
+        if manager is not None and manager.parent_run_id is not None:
+            manager.on_custom_event(COASTY_EVENT, payload, run_id=manager.parent_run_id)
+        else:
+            # No config (context-variable case) or no parent run: LangChain's own path.
+            dispatch_custom_event(COASTY_EVENT, payload, config=self._config)
         if self._writer is not None:
             self._writer({COASTY_EVENT: payload})
 
     async def adispatch(self, payload: CoastyEventPayload) -> None:
         """Deliver ``payload`` from async code."""
-        await adispatch_custom_event(COASTY_EVENT, payload, config=self._config)
+        manager = self._amanager
+        if manager is None and self._config is not None:
+            from langchain_core.runnables.config import (
+                ensure_config,
+                get_async_callback_manager_for_config,
+            )
+
+            manager = get_async_callback_manager_for_config(ensure_config(self._config))
+            if manager.parent_run_id is not None:
+                self._amanager = manager
+        if manager is not None and manager.parent_run_id is not None:
+            await manager.on_custom_event(COASTY_EVENT, payload, run_id=manager.parent_run_id)
+        else:
+            await adispatch_custom_event(COASTY_EVENT, payload, config=self._config)
         if self._writer is not None:
             self._writer({COASTY_EVENT: payload})
 
@@ -146,6 +178,10 @@ class CoastyCallbackHandler(BaseCallbackHandler):
     ``on_coasty_event`` sees every event; the typed hooks see the events of their type
     (``status``, ``step``, ``billing``, ``awaiting_human``, ``done``). Each receives the
     payload described in this module's docstring.
+
+    Under ``ainvoke``/``abatch`` LangChain calls a sync handler in a worker thread, one hop
+    per event: prefer ``AsyncCoastyCallbackHandler`` there, or set ``run_inline = True`` on
+    your subclass when its hooks are quick and never block (they then run on the event loop).
     """
 
     def on_custom_event(

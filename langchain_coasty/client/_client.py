@@ -41,13 +41,17 @@ from langchain_coasty.client._models import (
 from langchain_coasty.client._params import (
     build_run_request,
     check_after,
+    check_api_key,
     check_idempotency_key,
     check_list_params,
     check_llm_headers,
+    check_max_connections,
     check_note,
     check_run_id,
+    check_seconds,
     invalid,
 )
+from langchain_coasty.client._pool import RunPools
 from langchain_coasty.client._retry import RetryPolicy, never_reached_server
 from langchain_coasty.client._stream import AsyncEventStream, EventStream, StreamConfig
 
@@ -170,11 +174,15 @@ class _BaseClient:
                 "variable (sk-coasty-live-... or a free sk-coasty-test-... key)."
             )
         self.api_key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+        check_api_key(self.api_key.get_secret_value())
         self.base_url = (base_url or os.environ.get("COASTY_BASE_URL") or DEFAULT_BASE_URL).rstrip(
             "/"
         )
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise invalid("max_retries", max_retries)
+        check_seconds("timeout", timeout)
+        check_seconds("stream_read_timeout", stream_read_timeout)
+        check_max_connections(max_connections)
         self.timeout = timeout
         self.max_retries = max_retries
         self.stream_read_timeout = stream_read_timeout
@@ -182,6 +190,7 @@ class _BaseClient:
         llm_key = (
             llm_api_key.get_secret_value() if isinstance(llm_api_key, SecretStr) else llm_api_key
         )
+        check_llm_headers(llm_provider, llm_key, llm_model)
         self.llm_api_key = SecretStr(llm_key) if llm_key is not None else None
         self.llm_provider = llm_provider
         self.llm_model = llm_model
@@ -261,9 +270,10 @@ def _run_path(run_id: str, suffix: str = "") -> str:
 class CoastyClient(_BaseClient):
     """Synchronous Coasty API client (on `httpx.Client`).
 
-    `max_connections` (default 1000, None for no limit) sizes the connection pool: each
-    open event stream holds a connection, so keep it above the number of runs followed at
-    once (httpx's default of 100 would starve streams and ordinary calls alike).
+    `max_connections` (default 4096, None for no limit) sizes the connections: each open
+    event stream holds one, so keep it above the number of runs followed at once. Runs are
+    spread over small pools (about 32 connections each, opened on first use) so that many
+    concurrent streams do not slow every request down.
     `stream_read_timeout` (default 60 s) is the longest silence tolerated on an event
     stream before reconnecting; keep it well above the server's heartbeat interval (15 s).
     With your own `http_client`, its pool limits apply instead and it is not closed here.
@@ -278,7 +288,7 @@ class CoastyClient(_BaseClient):
         max_retries: int = 2,
         http_client: httpx.Client | None = None,
         stream_read_timeout: float = 60.0,
-        max_connections: int | None = 1000,
+        max_connections: int | None = 4096,
         llm_api_key: str | SecretStr | None = None,
         llm_provider: str | None = None,
         llm_model: str | None = None,
@@ -295,15 +305,33 @@ class CoastyClient(_BaseClient):
             llm_model=llm_model,
         )
         self._owns_http = http_client is None
-        self._http = http_client or httpx.Client(timeout=timeout, limits=self._limits())
+        self._pools: RunPools[httpx.Client] | None = None
+        if http_client is None:
+            self._pools = RunPools(
+                max_connections,
+                self._limits(),
+                lambda limits, ssl: httpx.Client(timeout=timeout, limits=limits, verify=ssl),
+            )
+            http_client = self._pools.general
+        self._http = http_client
         self.runs = Runs(self)
         self.idempotency = Idempotency(self)
         self.machines = Machines(self)
 
     def close(self) -> None:
         """Close the connection pool (not a caller-supplied `http_client`)."""
-        if self._owns_http:
-            self._http.close()
+        if self._pools is not None:
+            for pool in self._pools.close_all():
+                pool.close()
+
+    def _pool(self, route: str) -> httpx.Client:
+        """The connection pool for every request of one run (by run id or idempotency key)."""
+        return self._http if self._pools is None else self._pools.for_key(route)
+
+    def _routed(self, run: Run, key: str) -> Run:
+        if self._pools is not None:
+            self._pools.remember(run.id, key)
+        return run
 
     def __enter__(self) -> CoastyClient:
         return self
@@ -330,12 +358,14 @@ class CoastyClient(_BaseClient):
         json: object = None,
         params: Mapping[str, Any] | None = None,
         resend: _Resend = "always",
+        route: str | None = None,
     ) -> httpx.Response:
         """Send with retries; `resend="unsent"` re-sends only what never reached the server."""
+        http = self._http if route is None else self._pool(route)
         retries = 0
         while True:
             try:
-                response = self._http.request(
+                response = http.request(
                     method,
                     self._url(path),
                     json=json,
@@ -372,13 +402,15 @@ class CoastyClient(_BaseClient):
         while True:
             retry_after: float | None = None
             try:
-                response = self._http.post(
+                response = self._pool(key).post(
                     self._url("/v1/runs"), json=body, headers=headers, timeout=self.timeout
                 )
                 if response.is_success:
                     replayed = attempts.replayed(response)
                     return CreateResult(
-                        run=_parse(Run, response), replayed=replayed, idempotency_key=key
+                        run=self._routed(_parse(Run, response), key),
+                        replayed=replayed,
+                        idempotency_key=key,
                     )
             except (httpx.TransportError, _BadResponse) as exc:
                 error: CoastyError = (
@@ -456,7 +488,7 @@ class Runs:
 
     def get(self, run_id: str) -> Run:
         """`GET /v1/runs/{run_id}`."""
-        return _parse(Run, self._client._request("GET", _run_path(run_id)))
+        return _parse(Run, self._client._request("GET", _run_path(run_id), route=run_id))
 
     def list(self, status: RunStatus | str | None = None, limit: int = 20) -> RunsPage:
         """`GET /v1/runs`, newest first."""
@@ -466,7 +498,7 @@ class Runs:
     def events(self, run_id: str, after: int = 0) -> EventStream:
         """Follow a run's events, exactly once and in order, until `done`."""
         return EventStream(
-            self._client._http,
+            self._client._pool(run_id),
             self._client._stream_config(run_id),
             after=check_after(after),
             sleep=_sleep,
@@ -475,24 +507,25 @@ class Runs:
     def cancel(self, run_id: str) -> Run:
         """`POST /v1/runs/{run_id}/cancel` (from queued, running or awaiting_human)."""
         path = _run_path(run_id, "/cancel")
-        return _parse(Run, self._client._request("POST", path, resend="unsent"))
+        return _parse(Run, self._client._request("POST", path, resend="unsent", route=run_id))
 
     def resume(self, run_id: str, note: str | None = None) -> Run:
         """`POST /v1/runs/{run_id}/resume` from awaiting_human, with an optional note."""
         body = check_note(note)
         path = _run_path(run_id, "/resume")
-        return _parse(Run, self._client._request("POST", path, json=body, resend="unsent"))
+        return _parse(
+            Run, self._client._request("POST", path, json=body, resend="unsent", route=run_id)
+        )
 
     def wait(self, run_id: str, timeout: float | None = None) -> Run:
         """Follow the run until it is terminal and return it; `APITimeoutError` after `timeout`."""
-        if timeout is not None and timeout <= 0:
-            raise invalid("timeout", timeout)
+        check_seconds("timeout", timeout, optional=True)
         deadline = None if timeout is None else time.monotonic() + timeout
         run = self.get(run_id)
         if run.is_terminal:
             return run
         stream = EventStream(
-            self._client._http,
+            self._client._pool(run_id),
             self._client._stream_config(run_id),
             deadline=deadline,
             sleep=_sleep,
@@ -512,7 +545,7 @@ class Idempotency:
     def get(self, key: str) -> IdempotencyLookup:
         """`GET /v1/idempotency/{key}`; NotFoundError for an unknown or expired key."""
         path = f"/v1/idempotency/{quote(check_idempotency_key(key), safe='')}"
-        return _parse(IdempotencyLookup, self._client._request("GET", path))
+        return _parse(IdempotencyLookup, self._client._request("GET", path, route=key))
 
 
 class Machines:
@@ -535,9 +568,10 @@ class Machines:
 class AsyncCoastyClient(_BaseClient):
     """Asynchronous Coasty API client (on `httpx.AsyncClient`), the twin of `CoastyClient`.
 
-    `max_connections` (default 1000, None for no limit) sizes the connection pool: each
-    open event stream holds a connection, so keep it above the number of runs followed at
-    once (httpx's default of 100 would starve streams and ordinary calls alike).
+    `max_connections` (default 4096, None for no limit) sizes the connections: each open
+    event stream holds one, so keep it above the number of runs followed at once. Runs are
+    spread over small pools (about 32 connections each, opened on first use) so that many
+    concurrent streams do not slow every request down.
     `stream_read_timeout` (default 60 s) is the longest silence tolerated on an event
     stream before reconnecting; keep it well above the server's heartbeat interval (15 s).
     With your own `http_client`, its pool limits apply instead and it is not closed here.
@@ -552,7 +586,7 @@ class AsyncCoastyClient(_BaseClient):
         max_retries: int = 2,
         http_client: httpx.AsyncClient | None = None,
         stream_read_timeout: float = 60.0,
-        max_connections: int | None = 1000,
+        max_connections: int | None = 4096,
         llm_api_key: str | SecretStr | None = None,
         llm_provider: str | None = None,
         llm_model: str | None = None,
@@ -569,15 +603,33 @@ class AsyncCoastyClient(_BaseClient):
             llm_model=llm_model,
         )
         self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(timeout=timeout, limits=self._limits())
+        self._pools: RunPools[httpx.AsyncClient] | None = None
+        if http_client is None:
+            self._pools = RunPools(
+                max_connections,
+                self._limits(),
+                lambda limits, ssl: httpx.AsyncClient(timeout=timeout, limits=limits, verify=ssl),
+            )
+            http_client = self._pools.general
+        self._http = http_client
         self.runs = AsyncRuns(self)
         self.idempotency = AsyncIdempotency(self)
         self.machines = AsyncMachines(self)
 
     async def close(self) -> None:
         """Close the connection pool (not a caller-supplied `http_client`)."""
-        if self._owns_http:
-            await self._http.aclose()
+        if self._pools is not None:
+            for pool in self._pools.close_all():
+                await pool.aclose()
+
+    def _pool(self, route: str) -> httpx.AsyncClient:
+        """The connection pool for every request of one run (by run id or idempotency key)."""
+        return self._http if self._pools is None else self._pools.for_key(route)
+
+    def _routed(self, run: Run, key: str) -> Run:
+        if self._pools is not None:
+            self._pools.remember(run.id, key)
+        return run
 
     async def __aenter__(self) -> AsyncCoastyClient:
         return self
@@ -604,12 +656,14 @@ class AsyncCoastyClient(_BaseClient):
         json: object = None,
         params: Mapping[str, Any] | None = None,
         resend: _Resend = "always",
+        route: str | None = None,
     ) -> httpx.Response:
         """Send with retries; `resend="unsent"` re-sends only what never reached the server."""
+        http = self._http if route is None else self._pool(route)
         retries = 0
         while True:
             try:
-                response = await self._http.request(
+                response = await http.request(
                     method,
                     self._url(path),
                     json=json,
@@ -646,13 +700,15 @@ class AsyncCoastyClient(_BaseClient):
         while True:
             retry_after: float | None = None
             try:
-                response = await self._http.post(
+                response = await self._pool(key).post(
                     self._url("/v1/runs"), json=body, headers=headers, timeout=self.timeout
                 )
                 if response.is_success:
                     replayed = attempts.replayed(response)
                     return CreateResult(
-                        run=_parse(Run, response), replayed=replayed, idempotency_key=key
+                        run=self._routed(_parse(Run, response), key),
+                        replayed=replayed,
+                        idempotency_key=key,
                     )
             except (httpx.TransportError, _BadResponse) as exc:
                 error: CoastyError = (
@@ -730,7 +786,7 @@ class AsyncRuns:
 
     async def get(self, run_id: str) -> Run:
         """`GET /v1/runs/{run_id}`."""
-        return _parse(Run, await self._client._request("GET", _run_path(run_id)))
+        return _parse(Run, await self._client._request("GET", _run_path(run_id), route=run_id))
 
     async def list(self, status: RunStatus | str | None = None, limit: int = 20) -> RunsPage:
         """`GET /v1/runs`, newest first."""
@@ -740,7 +796,7 @@ class AsyncRuns:
     def events(self, run_id: str, after: int = 0) -> AsyncEventStream:
         """Follow a run's events, exactly once and in order, until `done`."""
         return AsyncEventStream(
-            self._client._http,
+            self._client._pool(run_id),
             self._client._stream_config(run_id),
             after=check_after(after),
             sleep=_asleep,
@@ -749,18 +805,19 @@ class AsyncRuns:
     async def cancel(self, run_id: str) -> Run:
         """`POST /v1/runs/{run_id}/cancel` (from queued, running or awaiting_human)."""
         path = _run_path(run_id, "/cancel")
-        return _parse(Run, await self._client._request("POST", path, resend="unsent"))
+        return _parse(Run, await self._client._request("POST", path, resend="unsent", route=run_id))
 
     async def resume(self, run_id: str, note: str | None = None) -> Run:
         """`POST /v1/runs/{run_id}/resume` from awaiting_human, with an optional note."""
         body = check_note(note)
         path = _run_path(run_id, "/resume")
-        return _parse(Run, await self._client._request("POST", path, json=body, resend="unsent"))
+        return _parse(
+            Run, await self._client._request("POST", path, json=body, resend="unsent", route=run_id)
+        )
 
     async def wait(self, run_id: str, timeout: float | None = None) -> Run:  # noqa: ASYNC109
         """Follow the run until it is terminal and return it; `APITimeoutError` after `timeout`."""
-        if timeout is not None and timeout <= 0:
-            raise invalid("timeout", timeout)
+        check_seconds("timeout", timeout, optional=True)
         try:
             async with asyncio.timeout(timeout):
                 run = await self.get(run_id)
@@ -783,7 +840,7 @@ class AsyncIdempotency:
     async def get(self, key: str) -> IdempotencyLookup:
         """`GET /v1/idempotency/{key}`; NotFoundError for an unknown or expired key."""
         path = f"/v1/idempotency/{quote(check_idempotency_key(key), safe='')}"
-        return _parse(IdempotencyLookup, await self._client._request("GET", path))
+        return _parse(IdempotencyLookup, await self._client._request("GET", path, route=key))
 
 
 class AsyncMachines:

@@ -6,11 +6,15 @@ is sent, so a mistake costs no request, no credit and no idempotency key.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import uuid
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from langchain_coasty.client._errors import InvalidRequestError
 
@@ -31,7 +35,7 @@ _LIMITS: dict[str, str] = {
     "deadline_seconds": "an integer in 1..86400, or null",
     "on_awaiting_human": "one of pause, fail, cancel",
     "awaiting_human_timeout_seconds": "an integer in 1..86400, or null",
-    "webhook_url": "a URL of at most 2048 characters, or null",
+    "webhook_url": "an http(s) URL of at most 2048 characters (https for Coasty), or null",
     "metadata": "an object with at most 50 keys, or null",
     "llm": "an object with provider (managed, anthropic, openai) and optional model names",
     "llm.provider": "one of managed, anthropic, openai",
@@ -44,12 +48,17 @@ _LIMITS: dict[str, str] = {
     "status": "one of " + ", ".join(_STATUSES),
     "idempotency_key": "1..128 characters of [A-Za-z0-9_-:]",
     "llm_provider": "anthropic or openai (required with llm_api_key)",
-    "llm_api_key": "a string of 16..512 characters",
+    "llm_api_key": "a string of 16..512 visible ASCII characters",
     "run_id": "a non-empty string",
     "after": "an integer >= 0",
     "max_retries": "an integer >= 0",
-    "timeout": "a positive number of seconds, or None",
+    "timeout": "a positive number of seconds up to 1000000, or None",
+    "stream_read_timeout": "a positive number of seconds up to 1000000",
+    "max_connections": "an integer >= 1, or None",
+    "api_key": "a Coasty key (sk-coasty-live-... or sk-coasty-test-...): visible ASCII only",
 }
+_MAX_SECONDS = 1_000_000  # beyond this, OS timers overflow
+_VISIBLE_ASCII = re.compile(r"^[\x21-\x7e]+$")
 
 _ModelName = Field(default=None, min_length=1, max_length=512)
 
@@ -137,7 +146,50 @@ def build_run_request(fields: dict[str, Any]) -> dict[str, Any]:
         request = RunRequest.model_validate(fields)
     except ValidationError as exc:
         raise _from_validation_error(exc) from None
-    return request.model_dump(mode="json", exclude_unset=True)
+    body: dict[str, Any] = {}
+    for name in RunRequest.model_fields:
+        if name not in request.model_fields_set:
+            continue
+        try:
+            value = request.model_dump(mode="json", include={name})[name]
+            json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except (ValueError, PydanticSerializationError):  # UnicodeError is a ValueError
+            raise invalid(
+                name, problem="not valid JSON text (raw bytes, NaN/Infinity or a lone surrogate)"
+            ) from None
+        if value is None and name == "llm":
+            continue  # not nullable in the API: None means "the platform default", i.e. omitted
+        body[name] = value
+    url = body.get("webhook_url")
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise invalid("webhook_url", url)
+    return body
+
+
+def check_api_key(api_key: str) -> None:
+    """A key must be able to travel in a header; the message never repeats it."""
+    if not isinstance(api_key, str) or not _VISIBLE_ASCII.match(api_key):
+        raise invalid("api_key", problem="empty, or not visible ASCII characters")
+
+
+def check_seconds(name: str, value: object, *, optional: bool = False) -> None:
+    """A positive, finite number of seconds (or None when ``optional``)."""
+    if value is None and optional:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= _MAX_SECONDS
+    ):
+        raise invalid(name, value)
+
+
+def check_max_connections(value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise invalid("max_connections", value)
 
 
 def check_idempotency_key(key: str | None) -> str:
@@ -149,9 +201,17 @@ def check_idempotency_key(key: str | None) -> str:
     return key
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
 def check_run_id(run_id: str) -> str:
     """Reject an empty or non-string run id before it reaches a URL."""
-    if not isinstance(run_id, str) or not run_id.strip():
+    if not isinstance(run_id, str) or not run_id.strip() or not _utf8(run_id):
         raise invalid("run_id", run_id)
     return run_id
 
@@ -160,7 +220,7 @@ def check_note(note: str | None) -> dict[str, Any]:
     """The body of a resume call."""
     if note is None:
         return {}
-    if not isinstance(note, str) or len(note) > 2000:
+    if not isinstance(note, str) or len(note) > 2000 or not _utf8(note):
         raise invalid("note", note)
     return {"note": note}
 
@@ -195,13 +255,19 @@ def check_llm_headers(
             raise invalid("llm_provider", provider)
         headers["X-LLM-Provider"] = provider
     if api_key is not None:
+        if not isinstance(api_key, str):
+            raise invalid("llm_api_key", problem=f"got a {type(api_key).__name__}")
         if not 16 <= len(api_key) <= 512:
             raise invalid("llm_api_key", problem=f"got {len(api_key)} characters")
+        if not _VISIBLE_ASCII.match(api_key):
+            raise invalid("llm_api_key", problem="not visible ASCII characters")
         if provider is None:
             raise invalid("llm_provider", problem="missing while llm_api_key is set")
         headers["X-LLM-Api-Key"] = api_key
     if model is not None:
         if not isinstance(model, str) or not 1 <= len(model) <= 512:
             raise invalid("llm.model", model)
+        if not _VISIBLE_ASCII.match(model):
+            raise invalid("llm.model", model, problem="not visible ASCII characters")
         headers["X-LLM-Model"] = model
     return headers

@@ -122,7 +122,7 @@ def test_secrets_stay_out_of_repr_and_header_dumps() -> None:
 def test_connection_pool_is_sized_for_many_streams() -> None:
     with CoastyClient(api_key=KEY, base_url="http://coasty.test") as client:
         pool = client._http._transport._pool  # type: ignore[attr-defined]
-        assert pool._max_connections == 1000
+        assert pool._max_connections == 4096
     with CoastyClient(api_key=KEY, base_url="http://coasty.test", max_connections=300) as client:
         assert client._http._transport._pool._max_connections == 300  # type: ignore[attr-defined]
 

@@ -305,6 +305,7 @@ class RunSession:
         self.done = False
         self.cancel_sent = False
         self.generation = next(_GENERATIONS)
+        self.webhook_secret: SecretStr | None = None
         # An earlier execution of this call in this process (a ToolNode sibling still running
         # in the background) delivers its own events: nothing to replay silently then.
         self._started_here = PROGRESS.note_key(self.request.key) if self.request else True
@@ -331,6 +332,9 @@ class RunSession:
     def attach(self, run: Run) -> int:
         """Start following ``run``; return the seq to stream after."""
         self.run = run
+        if run.webhook_secret is not None:
+            # Only the create response carries it: keep it for the final run (the artifact).
+            self.webhook_secret = run.webhook_secret
         existing = PROGRESS.get(run.id)
         self.progress = PROGRESS.get_or_create(run.id)
         if existing is None and not self._started_here and self.interrupts and self.ctx:
@@ -436,6 +440,8 @@ class RunSession:
     def finish(self, run: Run) -> Run:
         """The final run, with the compact event log and why following stopped."""
         update: dict[str, Any] = {"event_log": list(self.log)}
+        if run.webhook_secret is None and self.webhook_secret is not None:
+            update["webhook_secret"] = self.webhook_secret
         if self.stop_reason:
             update["stop_reason"] = self.stop_reason
             update["stop_note"] = self.stop_note

@@ -21,7 +21,7 @@ from langchain_coasty.client._errors import InvalidRequestError
 __all__ = ["LlmConfig", "RunRequest", "build_run_request"]
 
 _STATUSES = ("queued", "running", "awaiting_human", "succeeded", "failed", "cancelled", "timed_out")
-_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_\-:]{1,128}$")
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_\-:]{1,128}")
 
 # What a person (or an LLM) needs to fix a rejected value, keyed by field path.
 _LIMITS: dict[str, str] = {
@@ -58,7 +58,7 @@ _LIMITS: dict[str, str] = {
     "api_key": "a Coasty key (sk-coasty-live-... or sk-coasty-test-...): visible ASCII only",
 }
 _MAX_SECONDS = 1_000_000  # beyond this, OS timers overflow
-_VISIBLE_ASCII = re.compile(r"^[\x21-\x7e]+$")
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
 
 _ModelName = Field(default=None, min_length=1, max_length=512)
 
@@ -170,7 +170,7 @@ def build_run_request(fields: dict[str, Any]) -> dict[str, Any]:
 
 def check_api_key(api_key: str) -> None:
     """A key must be able to travel in a header; the message never repeats it."""
-    if not isinstance(api_key, str) or not _VISIBLE_ASCII.match(api_key):
+    if not isinstance(api_key, str) or not _VISIBLE_ASCII.fullmatch(api_key):
         raise invalid("api_key", problem="empty, or not visible ASCII characters")
 
 
@@ -196,7 +196,7 @@ def check_idempotency_key(key: str | None) -> str:
     """Return the caller's key after checking it, or a fresh random one."""
     if key is None:
         return f"lc-{uuid.uuid4().hex}"
-    if not isinstance(key, str) or not _IDEMPOTENCY_KEY.match(key):
+    if not isinstance(key, str) or not _IDEMPOTENCY_KEY.fullmatch(key):
         raise invalid("idempotency_key", key)
     return key
 
@@ -259,7 +259,7 @@ def check_llm_headers(
             raise invalid("llm_api_key", problem=f"got a {type(api_key).__name__}")
         if not 16 <= len(api_key) <= 512:
             raise invalid("llm_api_key", problem=f"got {len(api_key)} characters")
-        if not _VISIBLE_ASCII.match(api_key):
+        if not _VISIBLE_ASCII.fullmatch(api_key):
             raise invalid("llm_api_key", problem="not visible ASCII characters")
         if provider is None:
             raise invalid("llm_provider", problem="missing while llm_api_key is set")
@@ -267,7 +267,7 @@ def check_llm_headers(
     if model is not None:
         if not isinstance(model, str) or not 1 <= len(model) <= 512:
             raise invalid("llm.model", model)
-        if not _VISIBLE_ASCII.match(model):
+        if not _VISIBLE_ASCII.fullmatch(model):
             raise invalid("llm.model", model, problem="not visible ASCII characters")
         headers["X-LLM-Model"] = model
     return headers

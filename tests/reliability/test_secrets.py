@@ -1,0 +1,202 @@
+"""Secret hygiene: complete flows with sentinel secrets, and everything observable searched.
+
+A sentinel Coasty API key, a sentinel BYOK LLM key and the run's webhook secret go through
+an agent run that pauses and resumes (``astream_events``), a runnable run, failing calls and
+serialization, while DEBUG logs of every logger, every callback, every custom event, every
+stream part, reprs, dumps and exception texts are captured. No sentinel may appear there;
+the webhook secret stays reachable by the developer on the run artifact.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain.agents import create_agent
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.load import dumps
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+from langchain_coasty import (
+    AsyncCoastyClient,
+    CoastyClient,
+    CoastyComputerTool,
+    CoastyError,
+    CoastyRunnable,
+    CoastyToolkit,
+)
+
+from .soak import _Planner
+
+API_KEY = f"sk-coasty-test-SENTINELAPI{secrets.token_hex(8)}"
+LLM_KEY = f"sk-byok-SENTINELLLM{secrets.token_hex(8)}"
+LOGIN_TASK = "Log in to the payroll portal and download the March payslip"
+
+
+class Everything(BaseCallbackHandler):
+    """Records the arguments of every callback LangChain makes."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def __getattribute__(self, name: str) -> Any:
+        if name.startswith("on_") and name != "on_":
+
+            def record(*args: Any, **kwargs: Any) -> None:
+                object.__getattribute__(self, "seen").append(f"{name} {args!r} {kwargs!r}")
+
+            return record
+        return object.__getattribute__(self, name)
+
+
+class Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += logging.Formatter().formatException(record.exc_info)
+        self.lines.append(f"{record.name} {text}")
+
+
+@pytest.fixture
+def logs() -> Iterator[Capture]:
+    capture = Capture()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(capture)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield capture
+    finally:
+        root.removeHandler(capture)
+        root.setLevel(previous)
+
+
+def leaks(text: str, *sentinels: str) -> list[str]:
+    return [s[:24] for s in sentinels if s and s in text]
+
+
+async def test_no_secret_leaves_through_any_channel(coasty_sandbox: Any, logs: Capture) -> None:
+    sb = coasty_sandbox
+    observed: list[str] = []
+    handler = Everything()
+    client = AsyncCoastyClient(
+        api_key=API_KEY, base_url=sb.base_url, llm_api_key=LLM_KEY, llm_provider="anthropic"
+    )
+    sync_client = CoastyClient(
+        api_key=API_KEY, base_url=sb.base_url, llm_api_key=LLM_KEY, llm_provider="anthropic"
+    )
+    webhook_url = f"{sb.base_url}/hooks/not-listening"
+    tool = CoastyComputerTool(
+        api_key=API_KEY,
+        base_url=sb.base_url,
+        async_client=client,
+        client=sync_client,
+        machine_id=sb.machine_id,
+        webhook_url=webhook_url,
+    )
+    runnable = CoastyRunnable(
+        api_key=API_KEY, base_url=sb.base_url, client=sync_client, machine_id=sb.machine_id
+    )
+
+    # 1. An agent whose call pauses, is answered through an interrupt, and finishes.
+    model = _Planner(
+        script=[
+            AIMessage(
+                content="",
+                tool_calls=[
+                    {
+                        "name": "coasty_computer",
+                        "args": {"task": LOGIN_TASK},
+                        "id": "call_1",
+                        "type": "tool_call",
+                    }
+                ],
+            ),
+            AIMessage(content="done"),
+        ]
+    )
+    agent = create_agent(model, [tool], checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"thread_id": "secrets"}, "callbacks": [handler]}
+    interrupt_id = None
+    live_message: Any = None
+    for payload in ({"messages": [HumanMessage("go")]}, None):
+        if payload is None:
+            payload = Command(resume={interrupt_id: "the code is 314159"})
+        async for event in agent.astream_events(payload, config, version="v2"):
+            observed.append(repr(event))
+            if event["event"] == "on_tool_end":
+                live_message = event["data"]["output"]
+        state = await agent.aget_state(config)
+        observed.append(repr(state))
+        if state.interrupts:
+            interrupt_id = state.interrupts[0].id
+    async for part in agent.astream(
+        {"messages": [HumanMessage("again")]},
+        {"configurable": {"thread_id": "secrets-2"}},
+        stream_mode=["custom", "updates", "messages", "values"],
+    ):
+        observed.append(repr(part))
+
+    messages = (await agent.aget_state(config)).values["messages"]
+    # The developer reaches the webhook secret on the artifact: live, and from the checkpoint.
+    assert isinstance(live_message, ToolMessage)
+    run = live_message.artifact
+    webhook_secret = run.webhook_secret.get_secret_value()
+    assert webhook_secret.startswith("whsec_") and len(webhook_secret) > 20
+    stored = next(m for m in messages if isinstance(m, ToolMessage)).artifact
+    assert stored["webhook_secret"].get_secret_value() == webhook_secret
+    assert run.status.value == "succeeded"
+    # ... but nothing the LLM reads carries it, nor any key.
+    llm_facing = [repr(m.content) for m in messages] + [repr(m) for m in messages]
+    assert leaks("\n".join(llm_facing), API_KEY, LLM_KEY, webhook_secret) == []
+
+    # 2. A runnable run and the toolkit tools, sync.
+    result = runnable.invoke({"task": "Open the notes app", "webhook_url": webhook_url})
+    observed += [repr(result), str(result), result.model_dump_json()]
+    for extra in CoastyToolkit(client=sync_client, machine_id=sb.machine_id).get_tools()[1:]:
+        observed.append(repr(extra.invoke({"run_id": result.id})))
+
+    # 3. Failures: unknown run, rejected keys, refused parameters.
+    failures: list[BaseException] = []
+    for call in (
+        lambda: sync_client.runs.get("no-such-run"),
+        lambda: CoastyClient(api_key=API_KEY + "\n", base_url=sb.base_url),
+        lambda: CoastyClient(
+            api_key=API_KEY, base_url=sb.base_url, llm_api_key=LLM_KEY + "é", llm_provider="openai"
+        ),
+        lambda: CoastyClient(api_key=API_KEY, base_url=sb.base_url, llm_api_key=LLM_KEY),
+        lambda: CoastyClient(
+            api_key=API_KEY.replace("test", "bogus"), base_url=sb.base_url
+        ).runs.list(),
+        lambda: sync_client.runs.create(
+            machine_id=sb.machine_id, task="x", llm={"api_key": LLM_KEY}
+        ),
+    ):
+        with pytest.raises((CoastyError, ValueError)) as caught:
+            call()
+        failures.append(caught.value)
+    observed += [f"{e!s} {e!r} {e.args!r}" for e in failures]
+    observed.append(repr(tool.invoke({"task": "x" * 20000})))  # a tool error, as content
+
+    # 4. Serialization and reprs of every object holding a secret.
+    for obj in (tool, runnable, client, sync_client, run):
+        observed += [repr(obj), str(obj)]
+    observed += [dumps(tool), dumps(runnable), dumps(run), run.model_dump_json()]
+
+    everything = "\n".join(observed + handler.seen + logs.lines)
+    assert handler.seen and logs.lines and "coasty_event" in everything
+    assert any("httpx" in line for line in logs.lines)  # DEBUG logs really were captured
+    assert leaks(everything, API_KEY, LLM_KEY, webhook_secret) == []
+    # The BYOK key did reach the server (its fingerprint is echoed), just never anywhere else.
+    assert run.llm and run.llm.get("key_source") == "header"
+    await client.close()
+    sync_client.close()

@@ -39,6 +39,7 @@ from starlette.routing import Route
 
 from langchain_coasty import CoastyClient, WebhookVerificationError, verify_webhook
 from langchain_coasty.demo import coasty_target
+from langchain_coasty.webhooks import MAX_PAYLOAD_BYTES
 
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 Approver = Callable[[dict[str, Any]], str | None]  # run json -> resume note, or None to cancel
@@ -157,7 +158,16 @@ class WebhookReceiver:
         return values
 
     async def endpoint(self, request: Request) -> Response:
-        body = await request.body()
+        # Refuse oversized deliveries before reading them whole (Coasty's are a few KB).
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
+            return self._reject("body too large", status_code=413)
+        received = bytearray()
+        async for chunk in request.stream():
+            received += chunk
+            if len(received) > MAX_PAYLOAD_BYTES:
+                return self._reject("body too large", status_code=413)
+        body = bytes(received)
         signature = request.headers.get("coasty-signature", "")
         try:
             run_id = str(json.loads(body)["data"]["id"])
@@ -175,9 +185,9 @@ class WebhookReceiver:
         )
         return JSONResponse({"ok": True, "outcome": outcome})
 
-    def _reject(self, why: str) -> Response:
+    def _reject(self, why: str, status_code: int = 400) -> Response:
         self.stats["rejected"] += 1
-        return JSONResponse({"error": why}, status_code=400)
+        return JSONResponse({"error": why}, status_code=status_code)
 
     def _process(self, event_id: str, event: dict[str, Any], body: bytes, signature: str) -> str:
         with self._lock:

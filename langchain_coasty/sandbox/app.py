@@ -167,7 +167,7 @@ def _install_log_filter() -> None:
 
 
 def _key_kind(api_key: str | None) -> str | None:
-    match = _KEY_RE.match(api_key or "")
+    match = _KEY_RE.fullmatch(api_key or "")
     return match.group(1) if match else None
 
 

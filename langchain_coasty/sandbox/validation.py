@@ -216,7 +216,7 @@ def validate_resume_request(body: Any) -> Problem | None:
 
 def validate_idempotency_key(key: str) -> Problem | None:
     """Check an Idempotency-Key value: 1..128 characters of [A-Za-z0-9_-:]."""
-    if IDEMPOTENCY_KEY_RE.match(key):
+    if IDEMPOTENCY_KEY_RE.fullmatch(key):
         return None
     return Problem(
         "Idempotency-Key",

@@ -80,6 +80,8 @@ def test_terminal_webhook_is_signed(
     assert event["data"]["status"] == "succeeded"
     assert event["data"]["webhook_secret"] is None
     assert event["data"]["metadata"] == {"k": "v"}
+    # The sandbox logs a delivery once it has read the receiver's response.
+    wait_until(lambda: any(e["delivered"] for e in sb.webhook_deliveries()))
     log = sb.webhook_deliveries()
     assert log[0]["url"] == receiver.url and log[0]["status"] == 200 and log[0]["delivered"]
     assert log[0]["event_type"] == "run.succeeded" and log[0]["attempt"] == 1

@@ -63,8 +63,20 @@ class _Cursor:
     def accept(self, sse: ServerSentEvent) -> RunEvent | None:
         # httpx-sse yields an empty event (carrying the sticky last id) after each
         # heartbeat comment; frames without data carry no event.
-        if not sse.data.strip():
+        if not sse.data or sse.data.isspace():
             return None
+        try:
+            # Fast path: a well-formed frame is parsed and validated in one pass (the hot loop).
+            event = RunEvent.model_validate_json(sse.data, strict=True)
+        except ValueError:
+            return self._accept_tolerantly(sse)
+        if event.seq <= self.last_seq:
+            self.duplicates += 1
+            return None
+        self.last_seq = event.seq
+        return event
+
+    def _accept_tolerantly(self, sse: ServerSentEvent) -> RunEvent | None:
         try:
             payload = json.loads(sse.data)
         except ValueError as exc:

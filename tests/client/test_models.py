@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import pytest
+
 from langchain_coasty import Run, RunEvent, RunStatus
 
 
@@ -43,3 +48,32 @@ def test_event_accessors_return_none_when_absent_or_mistyped() -> None:
     )
     assert novel.model_extra == {"extra": True} and novel.data == {"x": 1}
     assert RunEvent(seq=8, type="tool_result", data={"ok": 1}).ok is None
+
+
+@pytest.mark.parametrize(
+    ("frame", "sse_id", "expected"),
+    [
+        ({"seq": 1, "type": "step", "data": {"step": 1}, "ts": 1.5}, "1", (1, "step", {"step": 1})),
+        ({"seq": 2, "type": "text", "data": None}, "2", (2, "text", {})),
+        ({"seq": 3, "type": "text", "data": "hello"}, "3", (3, "text", {"value": "hello"})),
+        ({"seq": True, "type": "status", "data": {}}, "4", (4, "status", {})),
+        ({"type": "status", "data": {}}, "5", (5, "status", {})),
+        ({"seq": 6, "data": {}, "ts": "yesterday"}, "6", (6, "reasoning", {})),
+    ],
+    ids=["well-formed", "null-data", "scalar-data", "bool-seq", "seq-from-id", "no-type"],
+)
+def test_stream_frames_are_read_tolerantly(
+    frame: dict[str, Any], sse_id: str, expected: tuple[int, str, dict[str, Any]]
+) -> None:
+    from httpx_sse import ServerSentEvent
+
+    from langchain_coasty.client._stream import _Cursor
+
+    cursor = _Cursor(after=0)
+    sse = ServerSentEvent(event="reasoning", data=json.dumps(frame), id=sse_id)
+    event = cursor.accept(sse)
+    assert event is not None
+    assert (event.seq, event.type, event.data) == expected
+    assert cursor.last_seq == expected[0]
+    assert cursor.accept(sse) is None  # the same frame again is a duplicate
+    assert cursor.duplicates == 1

@@ -502,6 +502,7 @@ class Runs:
             self._client._stream_config(run_id),
             after=check_after(after),
             sleep=_sleep,
+            finished=lambda: self.get(run_id).is_terminal,
         )
 
     def cancel(self, run_id: str) -> Run:
@@ -795,11 +796,16 @@ class AsyncRuns:
 
     def events(self, run_id: str, after: int = 0) -> AsyncEventStream:
         """Follow a run's events, exactly once and in order, until `done`."""
+
+        async def finished() -> bool:
+            return (await self.get(run_id)).is_terminal
+
         return AsyncEventStream(
             self._client._pool(run_id),
             self._client._stream_config(run_id),
             after=check_after(after),
             sleep=_asleep,
+            finished=finished,
         )
 
     async def cancel(self, run_id: str) -> Run:

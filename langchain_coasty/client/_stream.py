@@ -216,10 +216,12 @@ class EventStream(_StreamBase):
         after: int = 0,
         deadline: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        finished: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__(config, after, deadline)
         self._http = http
         self._sleep = sleep
+        self._finished = finished
         self._iterator = self._iter_events()
 
     def __iter__(self) -> EventStream:
@@ -257,7 +259,9 @@ class EventStream(_StreamBase):
                         if bad_type is not None:
                             error = bad_type
                         else:
+                            frames = 0
                             for sse in EventSource(response).iter_sse():
+                                frames += 1
                                 event = self._cursor.accept(sse)
                                 if event is None:
                                     continue
@@ -266,6 +270,10 @@ class EventStream(_StreamBase):
                                 if event.type == "done":
                                     return
                                 self._check_deadline()
+                            # Nothing at all after the cursor on a finished run: `done` is
+                            # already behind it (a caller resumed past the end).
+                            if frames == 0 and self._finished is not None and self._finished():
+                                return
                             error = APIConnectionError("stream ended before the done event")
             except httpx.TransportError as exc:
                 error = _connection_error(exc, "event stream interrupted")
@@ -287,10 +295,12 @@ class AsyncEventStream(_StreamBase):
         after: int = 0,
         deadline: float | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        finished: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         super().__init__(config, after, deadline)
         self._http = http
         self._sleep = sleep
+        self._finished = finished
         self._iterator = self._iter_events()
 
     def __aiter__(self) -> AsyncEventStream:
@@ -331,8 +341,10 @@ class AsyncEventStream(_StreamBase):
                             error = bad_type
                         else:
                             frames = EventSource(response).aiter_sse()
+                            count = 0
                             try:
                                 async for sse in frames:
+                                    count += 1
                                     event = self._cursor.accept(sse)
                                     if event is None:
                                         continue
@@ -343,6 +355,8 @@ class AsyncEventStream(_StreamBase):
                                     self._check_deadline()
                             finally:
                                 await frames.aclose()
+                            if count == 0 and self._finished is not None and await self._finished():
+                                return
                             error = APIConnectionError("stream ended before the done event")
             except httpx.TransportError as exc:
                 error = _connection_error(exc, "event stream interrupted")

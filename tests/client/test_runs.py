@@ -283,3 +283,27 @@ def test_byok_headers_are_sent_and_the_key_never_comes_back(sb: Any) -> None:
             machine_id=sb.machine_id, task="Open the notes", llm={"provider": "openai"}
         )
         assert body_llm.llm is not None and body_llm.llm["provider"] in ("openai", "anthropic")
+
+
+def test_events_resumed_past_the_end_of_a_finished_run_end_at_once(
+    client: CoastyClient, sb: Any
+) -> None:
+    run = client.runs.create(machine_id=sb.machine_id, task="Open the calculator")
+    done = list(client.runs.events(run.id))[-1]
+    assert done.type == "done"
+    connections = sb.counters()["stream_connections"]
+    stream = client.runs.events(run.id, after=done.seq)
+    assert list(stream) == []
+    assert stream.reconnects == 0
+    assert sb.counters()["stream_connections"] == connections + 1
+    assert [e.type for e in client.runs.events(run.id, after=done.seq - 1)] == ["done"]
+
+
+async def test_async_events_resumed_past_the_end_end_at_once(
+    aclient: AsyncCoastyClient, sb: Any
+) -> None:
+    run = await aclient.runs.create(machine_id=sb.machine_id, task="Open the calculator")
+    seqs = [event.seq async for event in aclient.runs.events(run.id)]
+    stream = aclient.runs.events(run.id, after=seqs[-1])
+    assert [event async for event in stream] == []
+    assert stream.reconnects == 0

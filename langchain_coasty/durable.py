@@ -42,7 +42,12 @@ from pydantic import SecretStr
 from langchain_coasty._graph import THREAD_ID_KEY, TRUNCATED_KEY, call_interrupt
 from langchain_coasty.client import NotFoundError, Run, RunEvent
 from langchain_coasty.human import HumanAnswer, PauseRequest, parse_answer
-from langchain_coasty.webhooks import WebhookEvent, WebhookVerificationError, verify_webhook
+from langchain_coasty.webhooks import (
+    MAX_PAYLOAD_BYTES,
+    WebhookEvent,
+    WebhookVerificationError,
+    verify_webhook,
+)
 
 if TYPE_CHECKING:
     from langchain_coasty.client import AsyncCoastyClient, CoastyClient, CreateResult
@@ -418,6 +423,10 @@ _secrets_guard = threading.Lock()
 
 def _claimed_key(payload: bytes) -> tuple[str, str]:
     """The (idempotency key, run id) an unverified delivery claims; only used to look up."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise WebhookVerificationError(
+            f"Webhook body is {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit"
+        )
     try:
         data = json.loads(payload)["data"]
         key, run_id = data["metadata"]["idempotency_key"], data["id"]

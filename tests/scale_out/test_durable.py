@@ -147,3 +147,23 @@ def test_durable_wait_needs_a_graph_with_a_checkpointer(sb: Any) -> None:
     with pytest.raises(ValueError, match="checkpointer"):
         runnable.invoke("Open the notes app")
     assert sb.counters()["runs_created"] == 0
+
+
+def test_oversized_or_unclaimed_deliveries_are_refused_without_an_api_call(sb: Any) -> None:
+    from langchain_coasty.durable import verify_run_webhook
+    from langchain_coasty.webhooks import MAX_PAYLOAD_BYTES, WebhookVerificationError
+
+    lookups: list[str] = []
+    with CoastyClient(
+        api_key=sb.api_key,
+        base_url=sb.base_url,
+        http_client=httpx.Client(
+            base_url=sb.base_url, event_hooks={"request": [lambda r: lookups.append(r.url.path)]}
+        ),
+    ) as client:
+        huge = b'{"data": {"pad": "' + b"x" * MAX_PAYLOAD_BYTES + b'"}}'
+        with pytest.raises(WebhookVerificationError, match="limit"):
+            verify_run_webhook(client, huge, "t=1,v1=00")
+        with pytest.raises(WebhookVerificationError, match="idempotency key"):
+            verify_run_webhook(client, b'{"data": {"id": "r"}}', "t=1,v1=00")
+    assert lookups == []

@@ -112,10 +112,23 @@ the target (1.25x) is still missed: the client process is now CPU-bound on per-r
 per-event LangChain work (callback managers, the chain run per Coasty run, the sync
 handler's thread hop per event), not on the connection pool; the sandbox shares the same
 2 cores. At 2,000 runs the open-streams sampler (a thread in the busy client process)
-got no answer, hence 0. Row (b) fell to 0.66 of raw on wall rate with the same client
+got no answer, hence 0. Row (b) then fell to 0.66 of raw on wall rate with the same client
 CPU per event (22.4 -> 22.9 us): on the less loaded machine the raw loop ran twice as
-fast (24k -> 50k events/s) and (b) became bound by its own CPU; the fixes did not touch
-that path.
+fast (24k -> 50k events/s) and (b) became bound by its own CPU.
+
+Fix 3 (that CPU): the event cursor parsed each frame with `json.loads`, rebuilt the dict
+and validated it with `RunEvent.model_validate` (about 10 us per frame). It now parses and
+validates a well-formed frame in one pass with `RunEvent.model_validate_json(strict=True)`
+(about 3 us) and falls back to the tolerant path for anything unusual (null or scalar
+`data`, a missing `type` or `seq`, a non-numeric `ts`), which keeps every frame readable.
+Stream benchmark alone (`--only stream`), same machine, back to back:
+
+| figure | before fix 3 | after fix 3 |
+| --- | --- | --- |
+| (b) `client.runs.events`, ratio to raw | 0.60 [0.54-0.67] | 0.92 [0.89-0.94] (target met) |
+| (b) CPU per event | 22.4 [19.1-25.7] us | 14.4 [14.4-14.4] us |
+| (c) `CoastyRunnable.stream`, overhead vs raw | 30.9 us | 15.7 us |
+| (d) tool in agent + handler, overhead vs raw | 25.2 us | 17.9 us |
 
 ## Findings from profiling
 

@@ -27,10 +27,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from langchain.agents import create_agent
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
@@ -41,6 +38,7 @@ from typing_extensions import TypedDict
 from langchain_coasty import AsyncCoastyClient, CoastyComputerTool
 from langchain_coasty.callbacks import CoastyCallbackHandler, CoastyEventPayload
 from langchain_coasty.sandbox.server import SandboxControl
+from tests.fakes import ScriptedChatModel
 
 FAULTS: dict[str, Any] = {
     "create_refuse_rate": 0.1,
@@ -116,31 +114,6 @@ class Outcome:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class _Planner(BaseChatModel):
-    """A scripted planner: one message of tool calls, then a final answer."""
-
-    script: list[AIMessage]
-    position: int = 0
-
-    @property
-    def _llm_type(self) -> str:
-        return "soak-planner"
-
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> _Planner:  # type: ignore[override]
-        return self
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        message = self.script[min(self.position, len(self.script) - 1)]
-        self.position += 1
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-
 class _Collector(CoastyCallbackHandler):
     """Records every delivered event; optionally signals the first completed step."""
 
@@ -163,7 +136,7 @@ class _State(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
 
 
-def _tool_node_graph(model: _Planner, tool: CoastyComputerTool) -> Any:
+def _tool_node_graph(model: ScriptedChatModel, tool: CoastyComputerTool) -> Any:
     def agent(state: _State) -> dict[str, Any]:
         return {"messages": [model.invoke(state["messages"])]}
 
@@ -205,7 +178,7 @@ def plan(settings: SoakSettings) -> list[Agent]:
 
 
 async def _drive(agent: Agent, tool: CoastyComputerTool, outcome: Outcome) -> None:
-    model = _Planner(
+    model = ScriptedChatModel(
         script=[
             AIMessage(
                 content="",

@@ -30,8 +30,7 @@ from langchain_coasty import (
     CoastyRunnable,
     CoastyToolkit,
 )
-
-from .soak import _Planner
+from tests.fakes import ScriptedChatModel
 
 API_KEY = f"sk-coasty-test-SENTINELAPI{secrets.token_hex(8)}"
 LLM_KEY = f"sk-byok-SENTINELLLM{secrets.token_hex(8)}"
@@ -108,7 +107,7 @@ async def test_no_secret_leaves_through_any_channel(coasty_sandbox: Any, logs: C
     )
 
     # 1. An agent whose call pauses, is answered through an interrupt, and finishes.
-    model = _Planner(
+    model = ScriptedChatModel(
         script=[
             AIMessage(
                 content="",

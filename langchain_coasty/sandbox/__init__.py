@@ -24,11 +24,26 @@ _EXPORTS = {
 
 __all__ = ["CoastySandbox", "SandboxControl", "create_app"]
 
+_SERVER_STACK = frozenset({"starlette", "uvicorn", "yaml"})
+
+
+def missing_extra(exc: ModuleNotFoundError) -> ModuleNotFoundError:
+    """The error to raise when the server stack (the ``sandbox`` extra) is not installed."""
+    return ModuleNotFoundError(
+        f'The Coasty sandbox needs {exc.name}: pip install "langchain-coasty[sandbox]"',
+        name=exc.name,
+    )
+
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'langchain_coasty.sandbox' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    try:
+        value = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name not in _SERVER_STACK:
+            raise
+        raise missing_extra(exc) from exc
     globals()[name] = value
     return value

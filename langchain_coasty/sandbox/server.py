@@ -153,9 +153,14 @@ class CoastySandbox(SandboxControl):
         """Start serving; returns once the server accepts connections."""
         if self._thread is not None:
             return self
-        import uvicorn
+        try:
+            import uvicorn
 
-        from langchain_coasty.sandbox.app import create_app
+            from langchain_coasty.sandbox.app import create_app
+        except ModuleNotFoundError as exc:
+            from langchain_coasty.sandbox import missing_extra
+
+            raise missing_extra(exc) from exc
         from langchain_coasty.sandbox.engine import Engine, SandboxConfig
         from langchain_coasty.sandbox.scenarios import parse_scenarios
 

@@ -130,6 +130,30 @@ Stream benchmark alone (`--only stream`), same machine, back to back:
 | (c) `CoastyRunnable.stream`, overhead vs raw | 30.9 us | 15.7 us |
 | (d) tool in agent + handler, overhead vs raw | 25.2 us | 17.9 us |
 
+Where the CPU goes at scale (after fix 3; `--only scale` levels driven one by one, py-spy on
+the client, psutil on both processes; no fix made from it). The client process is the
+bottleneck: at 500 runs it used 14.7-14.9 s of CPU (about 8 s of it imports, the warm-up
+run and start-up) against 1.9-2.3 s for the sandbox, wall / scripted 2.15-2.73; at 1,000
+runs 31.1-31.3 s against 3.9-4.2 s, wall / scripted 5.6-6.1. The sandbox uses about 15%
+of one core and is not the limit. The largest cost is LangChain running the benchmark's
+sync `CoastyCallbackHandler` in a worker thread for every event (finding 3): the
+`run_in_executor` task that `ahandle_event`'s `asyncio.gather` creates per event, future
+chaining, the self-pipe write that wakes the loop (`_write_to_self`) and the worker
+threads take about 39% of the client's samples at 500 runs and about 50% at 1,000 (top
+self time at 1,000: `_write_to_self` 9.4%, `_ahandle_event_for_handler` 5.3%, the
+executor's `_worker` 4.6%, `create_task` 4.3%, `gather` 4.3%, `Condition.__init__` 4.0%,
+`_chain_future` 3.7%). Setting `run_inline = True` on the benchmark's handler (an
+experiment only, not kept) brought 500 runs to 1.72x (10.3 s client CPU) and 1,000 runs
+to 3.06x (18.6 s). The rest is httpx/httpcore per request (create, stream open, final
+`runs.get`: about 15%), LangChain's chain run per Coasty run (about 3%) and this
+package's own per-event code (`_follow_async`, `event_payload` / `_trim`: under 3%). The
+hop is LangChain's documented behaviour for a sync handler (its hooks may block), so it
+is left as is; `AsyncCoastyCallbackHandler` or `run_inline = True` avoids it. One smaller
+item: the event stream is closed right after `done`, before the server ends the response,
+so httpcore drops that connection and the final `runs.get` opens a new one (about 2% of
+client samples); draining the response would reuse it but could wait on a server that
+keeps the stream open after `done`, so it is not done either.
+
 ## Findings from profiling
 
 Profiled with pyinstrument and py-spy (`pip install --group bench`). Figures in this section

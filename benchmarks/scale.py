@@ -67,11 +67,13 @@ def _server_duration(run: Any) -> float | None:
 
 
 async def _level(sb: Sandbox, task: str, n: int, expected_events: int) -> dict[str, Any]:
-    base = _paths.need("langchain_coasty.callbacks", "CoastyCallbackHandler")
+    # The async handler, as recommended for async code: a sync handler makes LangChain hand
+    # every event to a worker thread (see finding 3).
+    base = _paths.need("langchain_coasty.callbacks", "AsyncCoastyCallbackHandler")
     seqs: dict[str, list[int]] = defaultdict(list)
 
     class Collect(base):  # type: ignore[misc, valid-type]
-        def on_coasty_event(self, event: Any) -> None:
+        async def on_coasty_event(self, event: Any) -> None:
             get = event.get if isinstance(event, dict) else lambda k: getattr(event, k, None)
             seqs[str(get("run_id"))].append(int(get("seq")))
 

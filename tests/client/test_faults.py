@@ -143,8 +143,9 @@ async def test_200_concurrent_async_streams_get_every_event_once(sb: Any, fired:
         assert [e.type for e in events].count("awaiting_human") == 1
     cuts = faults.get("stream_cut_abrupt", 0) + faults.get("stream_cut_clean", 0)
     assert cuts > 20 and faults.get("stream_duplicate", 0) > 0, faults
-    # Each stream ends once at done; the other connections ended at cuts or rotations.
-    assert counters["stream_connections"] > 200 + cuts
+    # Each stream ends once at done; every cut cost one more connection (rotations, which
+    # depend on how long the streams stay open, may add more).
+    assert counters["stream_connections"] >= 200 + cuts
 
 
 def test_stalled_stream_reconnects_after_the_read_timeout(sb: Any, fired: Fired) -> None:

@@ -50,6 +50,7 @@ from langchain_coasty.client import (
     CreateResult,
     Run,
     RunEvent,
+    RunRequest,
 )
 from langchain_coasty.durable import durable_steps
 from langchain_coasty.human import (
@@ -71,20 +72,8 @@ WaitMode: TypeAlias = Literal["stream", "durable"]
 CoastyInput: TypeAlias = str | dict[str, Any]
 """A task string, or a dict of RunRequest fields (``task``, ``machine_id``, ...)."""
 
-RUN_FIELDS = (
-    "machine_id",
-    "task",
-    "cua_version",
-    "instructions",
-    "system_prompt",
-    "model",
-    "max_steps",
-    "deadline_seconds",
-    "awaiting_human_timeout_seconds",
-    "webhook_url",
-    "metadata",
-    "llm",
-)
+# The RunRequest fields a caller may set; ``on_awaiting_human`` is this layer's policy instead.
+RUN_FIELDS = tuple(name for name in RunRequest.model_fields if name != "on_awaiting_human")
 _INPUT_EXTRAS = ("idempotency_key", "on_awaiting_human", "wait")
 _CANCEL_TIMEOUT = 5.0
 _LOG_SIZE = 100

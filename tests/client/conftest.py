@@ -11,12 +11,6 @@ from langchain_coasty import AsyncCoastyClient, CoastyClient
 
 
 @pytest.fixture
-def sb(coasty_sandbox: Any) -> Any:
-    """The reset sandbox, under a short name."""
-    return coasty_sandbox
-
-
-@pytest.fixture
 def client(sb: Any) -> Iterator[CoastyClient]:
     """A sync client on the sandbox."""
     with CoastyClient(api_key=sb.api_key, base_url=sb.base_url, timeout=10.0) as c:

@@ -10,7 +10,6 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
 from langchain_coasty.callbacks import CoastyCallbackHandler, CoastyEventPayload
-from langchain_coasty.runnable import PROGRESS
 from tests.fakes import ScriptedChatModel, Step, call
 
 __all__ = ["ScriptedChatModel", "Step", "call"]
@@ -75,12 +74,6 @@ def assert_exactly_once(seqs_by_run: dict[str, list[int]], finished: bool = True
 
 
 @pytest.fixture
-def sb(coasty_sandbox: Any) -> Any:
-    """The reset sandbox, under a short name."""
-    return coasty_sandbox
-
-
-@pytest.fixture
 def coasty_env(sb: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """COASTY_API_KEY / COASTY_BASE_URL pointing at the sandbox."""
     monkeypatch.setenv("COASTY_API_KEY", sb.api_key)
@@ -91,9 +84,3 @@ def coasty_env(sb: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.fixture
 def recorder() -> Recorder:
     return Recorder()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_progress() -> None:
-    """Each test starts with an empty in-process progress registry."""
-    PROGRESS.clear()

@@ -11,23 +11,11 @@ import pytest
 
 from langchain_coasty.callbacks import CoastyCallbackHandler, CoastyEventPayload
 from langchain_coasty.client import _client as client_module
-from langchain_coasty.runnable import PROGRESS
 
 from ._proxy import TcpProxy
 
 LONG_JOB = [{"name": "long", "match": "long job", "steps": 400, "pace": 0.05}]
 """A run that keeps going for ~16 s unless something stops it."""
-
-
-@pytest.fixture
-def sb(coasty_sandbox: Any) -> Any:
-    """The reset session sandbox, under a short name."""
-    return coasty_sandbox
-
-
-@pytest.fixture(autouse=True)
-def _fresh_progress() -> None:
-    PROGRESS.clear()
 
 
 @pytest.fixture

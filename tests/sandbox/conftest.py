@@ -111,11 +111,6 @@ def make_client(sb: CoastySandbox, **kwargs: Any) -> httpx.Client:
 
 
 @pytest.fixture
-def sb(coasty_sandbox: CoastySandbox) -> CoastySandbox:
-    return coasty_sandbox
-
-
-@pytest.fixture
 def api(sb: CoastySandbox) -> Iterator[httpx.Client]:
     with make_client(sb) as client:
         yield client

@@ -107,17 +107,3 @@ def run_agent_process(sb: Any, *args: str) -> dict[str, Any]:
     )
     assert done.returncode == 0, done.stderr[-4000:]
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
-
-
-@pytest.fixture
-def sb(coasty_sandbox: Any) -> Any:
-    """The reset sandbox, under a short name."""
-    return coasty_sandbox
-
-
-@pytest.fixture(autouse=True)
-def _fresh_progress() -> None:
-    """Each test starts with an empty in-process progress registry."""
-    from langchain_coasty.runnable import PROGRESS
-
-    PROGRESS.clear()

@@ -68,7 +68,7 @@ from langchain_coasty.sandbox.engine import (
     Engine,
     IdempotencyRecord,
     InvalidState,
-    Run,
+    SandboxRun,
     body_hash,
 )
 from langchain_coasty.sandbox.faults import StreamFaults, parse_fault_config
@@ -237,7 +237,7 @@ class _EventStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, engine: Engine, run: Run, after: int, faults: StreamFaults) -> None:
+    def __init__(self, engine: Engine, run: SandboxRun, after: int, faults: StreamFaults) -> None:
         super().__init__(
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             media_type=self.media_type,
@@ -410,7 +410,7 @@ class _Api:
                 details={"field": "body", "limit": "a JSON object"},
             ) from exc
 
-    def run_or_404(self, request: Request, kind: str) -> Run:
+    def run_or_404(self, request: Request, kind: str) -> SandboxRun:
         run_id = request.path_params["run_id"]
         run = self.engine.visible(run_id, kind)
         if run is None:

@@ -77,8 +77,8 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class Run:
-    """One run: its request, its state, and its event frames."""
+class SandboxRun:
+    """The sandbox's record of one run: its request, its state, and its event frames."""
 
     __slots__ = (
         "_changed",
@@ -234,7 +234,7 @@ class Engine:
         self._reset_state()
 
     def _reset_state(self) -> None:
-        self.runs: dict[str, Run] = {}
+        self.runs: dict[str, SandboxRun] = {}
         self.idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
         self.counts: Counter[str] = Counter()
         self.open_streams = 0
@@ -296,12 +296,12 @@ class Engine:
 
     # -- runs ----------------------------------------------------------------------------
 
-    def visible(self, run_id: str, key_kind: str) -> Run | None:
+    def visible(self, run_id: str, key_kind: str) -> SandboxRun | None:
         run = self.runs.get(run_id)
         return run if run is not None and run.key_kind == key_kind else None
 
-    def create(self, body: dict[str, Any], key_kind: str, llm: dict[str, Any] | None) -> Run:
-        run = Run(body, key_kind, llm)
+    def create(self, body: dict[str, Any], key_kind: str, llm: dict[str, Any] | None) -> SandboxRun:
+        run = SandboxRun(body, key_kind, llm)
         scenario = choose([*self.base_scenarios, *self.custom_scenarios], run.task)
         run.plan = scenario.plan(run.task, run.max_steps)
         self.runs[run.id] = run
@@ -313,7 +313,7 @@ class Engine:
         run.driver = loop.create_task(self._drive(run))
         return run
 
-    def cancel(self, run: Run) -> None:
+    def cancel(self, run: SandboxRun) -> None:
         if run.status in TERMINAL:
             raise InvalidState(
                 f"Run {run.id} is {run.status}; only queued, running or awaiting_human runs "
@@ -322,7 +322,7 @@ class Engine:
         self.counts["cancels"] += 1
         self._finish(run, "cancelled")
 
-    def resume(self, run: Run, note: str | None) -> None:
+    def resume(self, run: SandboxRun, note: str | None) -> None:
         if run.status != "awaiting_human":
             raise InvalidState(
                 f"Run {run.id} is {run.status}; only a run in awaiting_human can be resumed."
@@ -337,7 +337,7 @@ class Engine:
 
     # -- the scripted agent --------------------------------------------------------------
 
-    def _emit(self, run: Run, event_type: str, data: dict[str, Any]) -> None:
+    def _emit(self, run: SandboxRun, event_type: str, data: dict[str, Any]) -> None:
         if run.closed:
             return
         seq = len(run.frames) + 1
@@ -351,16 +351,16 @@ class Engine:
             run.closed = True
         run.notify()
 
-    def _set_status(self, run: Run, status: str) -> None:
+    def _set_status(self, run: SandboxRun, status: str) -> None:
         previous, run.status = run.status, status
         self._emit(run, "status", {"status": status, "previous": previous})
 
-    async def _pace(self, run: Run, fraction: float) -> None:
+    async def _pace(self, run: SandboxRun, fraction: float) -> None:
         assert run.plan is not None
         pace = run.plan.pace if run.plan.pace is not None else self.config.pace
         await asyncio.sleep(pace * fraction)
 
-    async def _drive(self, run: Run) -> None:
+    async def _drive(self, run: SandboxRun) -> None:
         plan = run.plan
         assert plan is not None
         await self._pace(run, 0.2)
@@ -394,13 +394,13 @@ class Engine:
         self._emit(run, "text", {"text": f"Finished: {run.task[:200]}"})
         self._finish(run, "succeeded", result=plan.result)
 
-    async def _filler(self, run: Run, count: int) -> None:
+    async def _filler(self, run: SandboxRun, count: int) -> None:
         for i in range(count):
             self._emit(run, "reasoning", {"text": f"Looking closer at the screen ({i + 1})."})
             if i % _FILLER_YIELD_EVERY == _FILLER_YIELD_EVERY - 1:
                 await asyncio.sleep(0)
 
-    async def _step(self, run: Run, step: StepSpec, filler: int) -> None:
+    async def _step(self, run: SandboxRun, step: StepSpec, filler: int) -> None:
         number = run.steps_completed + 1
         call_id = f"tc_{secrets.token_hex(6)}"
         self._emit(run, "reasoning", {"text": step.reasoning})
@@ -440,7 +440,7 @@ class Engine:
             },
         )
 
-    async def _pause(self, run: Run, pause: PauseSpec) -> bool:
+    async def _pause(self, run: SandboxRun, pause: PauseSpec) -> bool:
         """Handle a pause per on_awaiting_human; False when the run ended there."""
         if run.on_awaiting_human != "pause":
             run.awaiting_human_reason = pause.reason
@@ -486,7 +486,7 @@ class Engine:
             run.resume_waiter = None
         return True
 
-    def _deadline(self, run: Run) -> None:
+    def _deadline(self, run: SandboxRun) -> None:
         self._finish(
             run,
             "timed_out",
@@ -496,7 +496,7 @@ class Engine:
             },
         )
 
-    def _stop_driver(self, run: Run) -> None:
+    def _stop_driver(self, run: SandboxRun) -> None:
         driver, run.driver = run.driver, None
         if driver is not None and driver is not asyncio.current_task():
             driver.cancel()
@@ -506,7 +506,7 @@ class Engine:
 
     def _finish(
         self,
-        run: Run,
+        run: SandboxRun,
         status: str,
         *,
         result: dict[str, Any] | None = None,
@@ -528,7 +528,7 @@ class Engine:
         self._emit(run, "done", {"status": status, "result": result, "error": error})
         self._webhook(run, f"run.{status}")
 
-    def _webhook(self, run: Run, event_type: str) -> None:
+    def _webhook(self, run: SandboxRun, event_type: str) -> None:
         if run.webhook_url and run.webhook_secret:
             self.webhooks.send(run.webhook_url, run.webhook_secret, event_type, run.to_json(None))
 
@@ -540,7 +540,7 @@ __all__ = [
     "Engine",
     "IdempotencyRecord",
     "InvalidState",
-    "Run",
     "SandboxConfig",
+    "SandboxRun",
     "body_hash",
 ]

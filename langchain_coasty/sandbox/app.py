@@ -65,11 +65,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from langchain_coasty.sandbox.engine import (
     TERMINAL,
+    CreateRefused,
     Engine,
-    IdempotencyRecord,
     InvalidState,
+    KeyInFlight,
+    KeyReused,
     SandboxRun,
-    body_hash,
 )
 from langchain_coasty.sandbox.faults import StreamFaults, parse_fault_config
 from langchain_coasty.sandbox.scenarios import parse_scenarios
@@ -120,6 +121,14 @@ _SUGGESTIONS = {
     "RATE_LIMITED": "Wait Retry-After seconds, then retry with the same Idempotency-Key.",
     "SERVICE_UNAVAILABLE": "Wait Retry-After seconds, then retry with the same Idempotency-Key.",
     "PAYLOAD_TOO_LARGE": "Send a smaller body.",
+}
+_REFUSALS = {
+    "unavailable": (
+        503,
+        "SERVICE_UNAVAILABLE",
+        "The run service is temporarily unavailable; nothing was created.",
+    ),
+    "rate_limited": (429, "RATE_LIMITED", "Too many requests; nothing was created."),
 }
 
 
@@ -475,23 +484,11 @@ class _Api:
             if problem:
                 raise ApiError.invalid(problem)
         body = self.parse_json(raw, size)
-        retry_after = engine.faults.config.retry_after
-        if engine.faults.create_refused():
-            engine.faults.fire("create_refuse")
-            raise ApiError(
-                503,
-                "SERVICE_UNAVAILABLE",
-                "The run service is temporarily unavailable; nothing was created.",
-                retry_after=retry_after,
-            )
-        if engine.faults.create_rate_limited():
-            engine.faults.fire("create_rate_limit")
-            raise ApiError(
-                429,
-                "RATE_LIMITED",
-                "Too many requests; nothing was created.",
-                retry_after=retry_after,
-            )
+        try:
+            engine.admit_create()
+        except CreateRefused as exc:
+            status, code, message = _REFUSALS[exc.reason]
+            raise ApiError(status, code, message, retry_after=exc.retry_after) from exc
         problem = validate_run_request(body)
         if problem:
             raise ApiError.invalid(problem)
@@ -504,55 +501,37 @@ class _Api:
                 f"GET /v1/machines (this sandbox has {', '.join(engine.machine_ids)}).",
                 details={"field": "machine_id"},
             )
-        request_id = _request_id(request)
-        digest = body_hash(body)
-        record = engine.idempotency.get((kind, key)) if key is not None else None
-        if record is not None:
-            if record.body_hash != digest:
-                raise ApiError(
-                    422,
-                    "IDEMPOTENCY_KEY_REUSED",
-                    f"Idempotency-Key {key!r} was already used with a different request body.",
-                    details={"field": "Idempotency-Key"},
-                )
-            if record.status == "processing":
-                raise ApiError(
-                    409,
-                    "IDEMPOTENCY_IN_FLIGHT",
-                    f"A request with Idempotency-Key {key!r} is still in flight.",
-                    retry_after=1,
-                )
-            engine.counts["create_replays"] += 1
-            assert record.body is not None
-            return _response(
-                record.body,
-                headers={
-                    "X-Coasty-Idempotent-Replay": "true",
-                    "Idempotency-Status": "completed",
-                    "X-Credits-Charged": "0",
-                },
+        try:
+            created = await engine.submit(
+                body, kind, key=key, request_id=_request_id(request), llm=llm
             )
-        if key is not None:
-            record = IdempotencyRecord(digest, "processing", request_id)
-            engine.idempotency[(kind, key)] = record
-        delay = engine.faults.config.create_delay_seconds
-        if delay > 0:
-            engine.faults.fire("create_delay")
-            try:
-                await asyncio.sleep(delay)
-            except BaseException:
-                engine.idempotency.pop((kind, key or ""), None)
-                raise
-        run = engine.create(body, kind, llm)
-        payload = _json(run.to_json(request_id, include_secret=True))
-        headers = {"X-Credits-Charged": "0"}
-        if record is not None:
-            record.status, record.original_status, record.body = "completed", 200, payload
-            headers["Idempotency-Status"] = "completed"
-        if engine.faults.create_response_lost():
-            engine.faults.fire("create_lose_response")
-            return _LostResponse(payload, headers=headers, media_type="application/json")
-        return _response(payload, headers=headers)
+        except KeyReused as exc:
+            raise ApiError(
+                422,
+                "IDEMPOTENCY_KEY_REUSED",
+                f"Idempotency-Key {key!r} was already used with a different request body.",
+                details={"field": "Idempotency-Key"},
+            ) from exc
+        except KeyInFlight as exc:
+            raise ApiError(
+                409,
+                "IDEMPOTENCY_IN_FLIGHT",
+                f"A request with Idempotency-Key {key!r} is still in flight.",
+                retry_after=1,
+            ) from exc
+        if created.replay:
+            headers = {
+                "X-Coasty-Idempotent-Replay": "true",
+                "Idempotency-Status": "completed",
+                "X-Credits-Charged": "0",
+            }
+        else:
+            headers = {"X-Credits-Charged": "0"}
+            if created.keyed:
+                headers["Idempotency-Status"] = "completed"
+        if created.lose_response:
+            return _LostResponse(created.body, headers=headers, media_type="application/json")
+        return _response(created.body, headers=headers)
 
     async def list_runs(self, request: Request) -> Response:
         kind = self.begin(request)
@@ -635,7 +614,7 @@ class _Api:
         problem = validate_idempotency_key(key)
         if problem:
             raise ApiError.invalid(problem)
-        record = self.engine.idempotency.get((kind, key))
+        record = self.engine.idempotency_record(kind, key)
         if record is None:
             raise ApiError(
                 404,

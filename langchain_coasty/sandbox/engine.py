@@ -1,10 +1,15 @@
-"""The run engine: run state, the scripted agent driving each run, and the event log.
+"""The engine: the sandbox's state machines, and the scripted agent that drives each run.
 
-One asyncio task per active run walks the run's plan (see ``scenarios``). Events are kept
-per run as ready-to-send SSE frames (bytes), and every open stream waits on the run's
-change notification, so a thousand runs with open streams cost a thousand idle tasks.
-State machine: queued -> running -> (awaiting_human <-> running) -> succeeded | failed |
-cancelled | timed_out.
+Runs: queued -> running -> (awaiting_human <-> running) -> succeeded | failed | cancelled |
+timed_out. One asyncio task per active run walks the run's plan (see ``scenarios``). Events
+are kept per run as ready-to-send SSE frames (bytes), and every open stream waits on the
+run's change notification, so a thousand runs with open streams cost a thousand idle tasks.
+
+Keyed creates (``Idempotency-Key``, per key kind): the first create of a key reserves it
+(``processing``) and completes it with the response body; a repeat with the same body
+replays that body, a repeat while the first is processing gets ``KeyInFlight``, a repeat
+with another body ``KeyReused``; a create that raises or is cancelled rolls its
+reservation back, so a retry creates afresh. The records themselves are in ``records``.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import json
 import secrets
 import time
 from collections import Counter
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from langchain_coasty.sandbox.delivery import WebhookSender
 from langchain_coasty.sandbox.faults import FaultInjector
@@ -37,6 +43,33 @@ _FILLER_YIELD_EVERY = 512
 
 class InvalidState(Exception):
     """A cancel or resume that the run's current status does not allow."""
+
+
+class KeyReused(Exception):
+    """A keyed create whose body differs from the one first sent with that key."""
+
+
+class KeyInFlight(Exception):
+    """A keyed create whose key is held by an earlier create that has not finished."""
+
+
+class CreateRefused(Exception):
+    """A create that a fault refused before validating or creating anything."""
+
+    def __init__(self, reason: Literal["unavailable", "rate_limited"], retry_after: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """The answer to a create: the run's JSON body, and how to send it."""
+
+    body: bytes
+    keyed: bool = False  # the create carried an Idempotency-Key
+    replay: bool = False  # the stored answer of an earlier create with that key
+    lose_response: bool = False  # the create_lose_response fault: cut the answer short
 
 
 class Engine:
@@ -126,6 +159,7 @@ class Engine:
         return run if run is not None and run.key_kind == key_kind else None
 
     def create(self, body: dict[str, Any], key_kind: str, llm: dict[str, Any] | None) -> SandboxRun:
+        """Start a run for a validated body; ``submit`` adds idempotency and faults."""
         run = SandboxRun(body, key_kind, llm)
         scenario = choose([*self.base_scenarios, *self.custom_scenarios], run.task)
         run.plan = scenario.plan(run.task, run.max_steps)
@@ -159,6 +193,90 @@ class Engine:
         self._set_status(run, "running")
         if run.resume_waiter is not None and not run.resume_waiter.done():
             run.resume_waiter.set_result(note)
+
+    # -- creates: refusal faults and the idempotency protocol ----------------------------
+
+    def admit_create(self) -> None:
+        """Draw the faults that refuse a create outright; raises ``CreateRefused``."""
+        retry_after = self.faults.config.retry_after
+        if self.faults.create_refused():
+            self.faults.fire("create_refuse")
+            raise CreateRefused("unavailable", retry_after)
+        if self.faults.create_rate_limited():
+            self.faults.fire("create_rate_limit")
+            raise CreateRefused("rate_limited", retry_after)
+
+    async def submit(
+        self,
+        body: dict[str, Any],
+        key_kind: str,
+        *,
+        key: str | None,
+        request_id: str,
+        llm: dict[str, Any] | None = None,
+    ) -> Created:
+        """Create a run for a validated body, or replay the first answer for its ``key``.
+
+        Raises ``KeyReused`` or ``KeyInFlight``; a failed or cancelled create rolls back.
+        """
+        record = None
+        if key is not None:
+            record = self.reserve(key_kind, key, body_hash(body), request_id)
+            if record.status == "completed":
+                assert record.body is not None
+                return Created(record.body, keyed=True, replay=True)
+        try:
+            delay = self.faults.config.create_delay_seconds
+            if delay > 0:
+                self.faults.fire("create_delay")
+                await asyncio.sleep(delay)
+            run = self.create(body, key_kind, llm)
+        except BaseException:
+            if record is not None:
+                self.roll_back(record)
+            raise
+        payload = json.dumps(run.to_json(request_id, include_secret=True), separators=(",", ":"))
+        answer = payload.encode()
+        if record is not None:
+            self.complete(record, answer)
+        lost = self.faults.create_response_lost()
+        if lost:
+            self.faults.fire("create_lose_response")
+        return Created(answer, keyed=record is not None, lose_response=lost)
+
+    def reserve(self, key_kind: str, key: str, digest: str, request_id: str) -> IdempotencyRecord:
+        """Take ``key`` for a create whose body hashes to ``digest``, or find what to replay.
+
+        Returns a new ``processing`` record, which the caller must ``complete`` or
+        ``roll_back``, or the ``completed`` record of the first create with that body.
+        Raises ``KeyReused`` (another body) or ``KeyInFlight`` (the first is processing).
+        """
+        record = self.idempotency.get((key_kind, key))
+        if record is None:
+            record = IdempotencyRecord(key_kind, key, digest, request_id)
+            self.idempotency[(key_kind, key)] = record
+            return record
+        if record.body_hash != digest:
+            raise KeyReused(key)
+        if record.status == "processing":
+            raise KeyInFlight(key)
+        self.counts["create_replays"] += 1
+        return record
+
+    def complete(self, record: IdempotencyRecord, body: bytes) -> None:
+        """Store the answer of a reserved create, to replay to every repeat of its key."""
+        record.status, record.original_status, record.body = "completed", 200, body
+
+    def roll_back(self, record: IdempotencyRecord) -> None:
+        """Forget a reservation whose create did not happen, so its key can be used again."""
+        slot = (record.kind, record.key)
+        # After a reset the key may belong to a newer create: drop only this reservation.
+        if record.status == "processing" and self.idempotency.get(slot) is record:
+            del self.idempotency[slot]
+
+    def idempotency_record(self, key_kind: str, key: str) -> IdempotencyRecord | None:
+        """What ``GET /v1/idempotency/{key}`` reports: the key's record in this key kind."""
+        return self.idempotency.get((key_kind, key))
 
     # -- the scripted agent --------------------------------------------------------------
 
@@ -362,9 +480,13 @@ __all__ = [
     "DEFAULT_SCENARIO",
     "MACHINE_IDS",
     "TERMINAL",
+    "CreateRefused",
+    "Created",
     "Engine",
     "IdempotencyRecord",
     "InvalidState",
+    "KeyInFlight",
+    "KeyReused",
     "SandboxConfig",
     "SandboxRun",
     "body_hash",

@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from langchain_coasty.sandbox.scenarios import Plan
 
@@ -176,11 +176,13 @@ class SandboxRun:
 
 @dataclass(slots=True)
 class IdempotencyRecord:
-    """What a keyed create left behind: processing, or the original response."""
+    """What a keyed create left behind: processing, or the original response to replay."""
 
+    kind: str
+    key: str
     body_hash: str
-    status: str  # "processing" | "completed"
     request_id: str
+    status: Literal["processing", "completed"] = "processing"
     original_status: int | None = None
     body: bytes | None = None
 

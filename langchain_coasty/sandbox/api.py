@@ -1,0 +1,364 @@
+"""The /v1 handlers: check each request, call the engine, translate its answer to HTTP.
+
+The routes are listed in ``app``; run state, idempotency and the create faults are the
+engine's. What stays here is HTTP: auth, scripted error faults, body limits, query and header
+parsing, the BYOK headers, and the status, headers and messages of every answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from langchain_coasty.sandbox._http import _api_key, _json, _key_kind, _request_id, _response
+from langchain_coasty.sandbox.engine import (
+    CreateRefused,
+    Engine,
+    InvalidState,
+    KeyInFlight,
+    KeyReused,
+)
+from langchain_coasty.sandbox.errors import ApiError
+from langchain_coasty.sandbox.records import SandboxRun
+from langchain_coasty.sandbox.sse import _EventStream, _LostResponse
+from langchain_coasty.sandbox.validation import (
+    RUN_STATUSES,
+    Problem,
+    validate_idempotency_key,
+    validate_resume_request,
+    validate_run_request,
+)
+
+_REFUSALS = {
+    "unavailable": (
+        503,
+        "SERVICE_UNAVAILABLE",
+        "The run service is temporarily unavailable; nothing was created.",
+    ),
+    "rate_limited": (429, "RATE_LIMITED", "Too many requests; nothing was created."),
+}
+
+
+class _Api:
+    """Handlers for the /v1 routes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def begin(self, request: Request, *, auth: bool = True) -> str:
+        """Authenticate and apply scripted error faults; return the key kind."""
+        kind = "test"
+        if auth:
+            key = _api_key({k.lower(): v for k, v in request.headers.items()})
+            if not key:
+                raise ApiError(
+                    401,
+                    "INVALID_API_KEY",
+                    "No API key: send X-API-Key: sk-coasty-test-... or Authorization: Bearer.",
+                )
+            found = _key_kind(key)
+            if found is None:
+                raise ApiError(
+                    401,
+                    "INVALID_API_KEY",
+                    "The API key is invalid: keys look like sk-coasty-test-<hex> or "
+                    "sk-coasty-live-<hex>.",
+                )
+            kind = found
+        scripted = self.engine.faults.scripted_error(request.method, request.url.path)
+        if scripted is not None:
+            raise ApiError(
+                scripted.status,
+                scripted.code,
+                scripted.message or f"Injected {scripted.code} (sandbox fault).",
+                retryable=scripted.retryable,
+                retry_after=scripted.retry_after,
+            )
+        return kind
+
+    async def read_body(self, request: Request) -> tuple[bytes, int]:
+        """Drain the body, keeping at most max_body_bytes of it; return (kept, full size)."""
+        limit = self.engine.config.max_body_bytes
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size <= limit:
+                chunks.append(chunk)
+        return b"".join(chunks), size
+
+    def parse_json(self, raw: bytes, size: int, *, optional: bool = False) -> Any:
+        limit = self.engine.config.max_body_bytes
+        if size > limit:
+            raise ApiError(
+                413,
+                "PAYLOAD_TOO_LARGE",
+                f"The request body is {size} bytes; the limit is {limit} bytes.",
+                details={"field": "body", "limit": f"{limit} bytes"},
+            )
+        if not raw.strip():
+            if optional:
+                return None
+            raise ApiError(
+                400,
+                "VALIDATION_ERROR",
+                "The request body is empty; send a JSON object.",
+                details={"field": "body", "limit": "a JSON object"},
+            )
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise ApiError(
+                400,
+                "VALIDATION_ERROR",
+                f"The request body is not valid JSON: {exc}.",
+                details={"field": "body", "limit": "a JSON object"},
+            ) from exc
+
+    def run_or_404(self, request: Request, kind: str) -> SandboxRun:
+        run_id = request.path_params["run_id"]
+        run = self.engine.visible(run_id, kind)
+        if run is None:
+            raise ApiError(
+                404,
+                "NOT_FOUND",
+                f"No run {run_id!r} in {kind} mode; list runs with GET /v1/runs.",
+            )
+        return run
+
+    def _llm_echo(self, request: Request, body: dict[str, Any]) -> dict[str, Any] | None:
+        header_provider = request.headers.get("x-llm-provider")
+        header_key = request.headers.get("x-llm-api-key")
+        header_model = request.headers.get("x-llm-model")
+        llm = body.get("llm") or {}
+        if header_provider is not None and header_provider not in ("anthropic", "openai"):
+            raise ApiError(
+                422,
+                "LLM_PROVIDER_UNSUPPORTED",
+                "X-LLM-Provider must be one of anthropic, openai.",
+                details={"field": "X-LLM-Provider", "limit": "one of anthropic, openai"},
+            )
+        provider = header_provider or llm.get("provider") or "managed"
+        if header_key is not None:
+            if not 16 <= len(header_key) <= 512:
+                raise ApiError.invalid(
+                    Problem(
+                        "X-LLM-Api-Key",
+                        "16..512",
+                        "X-LLM-Api-Key must be 16..512 characters long.",
+                    )
+                )
+            if provider == "managed":
+                raise ApiError(
+                    422,
+                    "LLM_PROVIDER_UNSUPPORTED",
+                    "X-LLM-Api-Key needs a provider: send X-LLM-Provider (anthropic | openai).",
+                    details={"field": "X-LLM-Provider", "limit": "one of anthropic, openai"},
+                )
+        if provider == "managed":
+            return None
+        default_model = "claude-sonnet-4-6" if provider == "anthropic" else "gpt-4o"
+        fingerprint = None
+        if header_key is not None:
+            fingerprint = "sha256:" + hashlib.sha256(header_key.encode()).hexdigest()[:12]
+        return {
+            "provider": provider,
+            "model": header_model or llm.get("model") or default_model,
+            "key_fingerprint": fingerprint,
+            "key_source": "header" if header_key is not None else "stored",
+            "key_scrubbed": False,
+        }
+
+    async def create_run(self, request: Request) -> Response:
+        engine = self.engine
+        engine.counts["create_calls"] += 1
+        raw, size = await self.read_body(request)
+        kind = self.begin(request)
+        key = request.headers.get("idempotency-key")
+        if key is not None:
+            problem = validate_idempotency_key(key)
+            if problem:
+                raise ApiError.invalid(problem)
+        body = self.parse_json(raw, size)
+        try:
+            engine.admit_create()
+        except CreateRefused as exc:
+            status, code, message = _REFUSALS[exc.reason]
+            raise ApiError(status, code, message, retry_after=exc.retry_after) from exc
+        problem = validate_run_request(body)
+        if problem:
+            raise ApiError.invalid(problem)
+        llm = self._llm_echo(request, body)
+        if body["machine_id"] not in engine.machine_ids:
+            raise ApiError(
+                404,
+                "NOT_FOUND",
+                f"Machine {body['machine_id']!r} not found. List your machines with "
+                f"GET /v1/machines (this sandbox has {', '.join(engine.machine_ids)}).",
+                details={"field": "machine_id"},
+            )
+        try:
+            created = await engine.submit(
+                body, kind, key=key, request_id=_request_id(request), llm=llm
+            )
+        except KeyReused as exc:
+            raise ApiError(
+                422,
+                "IDEMPOTENCY_KEY_REUSED",
+                f"Idempotency-Key {key!r} was already used with a different request body.",
+                details={"field": "Idempotency-Key"},
+            ) from exc
+        except KeyInFlight as exc:
+            raise ApiError(
+                409,
+                "IDEMPOTENCY_IN_FLIGHT",
+                f"A request with Idempotency-Key {key!r} is still in flight.",
+                retry_after=1,
+            ) from exc
+        if created.replay:
+            headers = {
+                "X-Coasty-Idempotent-Replay": "true",
+                "Idempotency-Status": "completed",
+                "X-Credits-Charged": "0",
+            }
+        else:
+            headers = {"X-Credits-Charged": "0"}
+            if created.keyed:
+                headers["Idempotency-Status"] = "completed"
+        if created.lose_response:
+            return _LostResponse(created.body, headers=headers, media_type="application/json")
+        return _response(created.body, headers=headers)
+
+    async def list_runs(self, request: Request) -> Response:
+        kind = self.begin(request)
+        status = request.query_params.get("status")
+        if status is not None and status not in RUN_STATUSES:
+            allowed = "one of " + ", ".join(RUN_STATUSES)
+            raise ApiError.invalid(Problem("status", allowed, f"status must be {allowed}."))
+        raw_limit = request.query_params.get("limit", "20")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 200:
+            raise ApiError.invalid(
+                Problem(
+                    "limit", "1..200", f"limit must be an integer in 1..200 (got {raw_limit!r})."
+                )
+            )
+        limit = int(raw_limit)
+        request_id = _request_id(request)
+        matching = (
+            r
+            for r in reversed(self.engine.runs.values())
+            if r.key_kind == kind and (status is None or r.status == status)
+        )
+        page: list[dict[str, Any]] = []
+        has_more = False
+        for run in matching:
+            if len(page) == limit:
+                has_more = True
+                break
+            page.append(run.to_json(request_id))
+        return _response(
+            _json({"object": "list", "data": page, "has_more": has_more, "request_id": request_id})
+        )
+
+    async def get_run(self, request: Request) -> Response:
+        run = self.run_or_404(request, self.begin(request))
+        return _response(_json(run.to_json(_request_id(request))))
+
+    async def stream_events(self, request: Request) -> Response:
+        run = self.run_or_404(request, self.begin(request))
+        after = 0
+        for name, raw in (
+            ("Last-Event-ID", request.headers.get("last-event-id")),
+            ("after", request.query_params.get("after")),
+        ):
+            if raw is None or raw == "":
+                continue
+            if not raw.strip().isdigit():
+                raise ApiError.invalid(
+                    Problem(name, ">= 0", f"{name} must be an integer >= 0 (got {raw!r}).")
+                )
+            after = max(after, int(raw))
+        after = min(after, len(run.frames))
+        faults = self.engine.faults.for_stream(reconnect=after > 0)
+        return _EventStream(self.engine, run, after, faults)
+
+    async def cancel_run(self, request: Request) -> Response:
+        run = self.run_or_404(request, self.begin(request))
+        try:
+            self.engine.cancel(run)
+        except InvalidState as exc:
+            raise ApiError(409, "INVALID_STATE", str(exc)) from exc
+        return _response(_json(run.to_json(_request_id(request))))
+
+    async def resume_run(self, request: Request) -> Response:
+        raw, size = await self.read_body(request)
+        run = self.run_or_404(request, self.begin(request))
+        body = self.parse_json(raw, size, optional=True)
+        problem = validate_resume_request(body)
+        if problem:
+            raise ApiError.invalid(problem)
+        note = body.get("note") if isinstance(body, dict) else None
+        try:
+            self.engine.resume(run, note)
+        except InvalidState as exc:
+            raise ApiError(409, "INVALID_STATE", str(exc)) from exc
+        return _response(_json(run.to_json(_request_id(request))))
+
+    async def idempotency_lookup(self, request: Request) -> Response:
+        kind = self.begin(request)
+        key = request.path_params["key"]
+        problem = validate_idempotency_key(key)
+        if problem:
+            raise ApiError.invalid(problem)
+        record = self.engine.idempotency_record(kind, key)
+        if record is None:
+            raise ApiError(
+                404,
+                "NOT_FOUND",
+                f"No request with Idempotency-Key {key!r} in {kind} mode in the last 24 h.",
+            )
+        completed = record.status == "completed" and record.body is not None
+        return _response(
+            _json(
+                {
+                    "status": record.status,
+                    "request_id": _request_id(request),
+                    "result": json.loads(record.body) if completed and record.body else None,
+                    "original_status": record.original_status,
+                }
+            )
+        )
+
+    async def health(self, request: Request) -> Response:
+        self.begin(request, auth=False)
+        return _response(_json({"status": "ok", "api_version": "v1", "service": "coasty-sandbox"}))
+
+    async def list_machines(self, request: Request) -> Response:
+        self.begin(request)
+        machines = [
+            {
+                "id": machine_id,
+                "display_name": f"Sandbox desktop {i}",
+                "status": "running",
+                "os_type": "linux",
+                "desktop_enabled": True,
+                "cpu_cores": 2,
+                "memory_gb": 4,
+                "storage_gb": 20,
+                "public_ip": None,
+                "is_test": True,
+                "created_at": None,
+                "started_at": None,
+                "auto_destroy_at": None,
+                "ttl_minutes": None,
+                "metadata": {"sandbox": "true"},
+            }
+            for i, machine_id in enumerate(self.engine.machine_ids, start=1)
+        ]
+        return _response(
+            _json({"data": machines, "has_more": False, "request_id": _request_id(request)})
+        )

@@ -1,0 +1,111 @@
+"""The /_sandbox control plane: reset, counters, config, scenarios, faults, webhooks, info.
+
+JSON in and out, no auth, loopback clients only; the routes are listed in ``app``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from langchain_coasty.sandbox._http import _json, _response
+from langchain_coasty.sandbox.engine import TERMINAL, Engine
+from langchain_coasty.sandbox.errors import ApiError
+from langchain_coasty.sandbox.faults import parse_fault_config
+from langchain_coasty.sandbox.scenarios import parse_scenarios
+
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+class _Control:
+    """Handlers for the /_sandbox control plane."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @staticmethod
+    def _guard(request: Request) -> None:
+        host = request.client.host if request.client else "127.0.0.1"
+        if host not in _LOOPBACK and not host.startswith("127."):
+            raise ApiError(403, "FORBIDDEN", "The sandbox control plane only answers loopback.")
+
+    @staticmethod
+    async def _body(request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        if not raw.strip():
+            return {}
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise ApiError(400, "VALIDATION_ERROR", f"Body is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ApiError(422, "VALIDATION_ERROR", "Body must be a JSON object.")
+        return data
+
+    async def reset(self, request: Request) -> Response:
+        self._guard(request)
+        body = await self._body(request)
+        self.engine.reset(restore_config=bool(body.get("config")))
+        return _response(_json({"ok": True}))
+
+    async def counters(self, request: Request) -> Response:
+        self._guard(request)
+        return _response(_json(self.engine.counters()))
+
+    async def config(self, request: Request) -> Response:
+        self._guard(request)
+        if request.method == "POST":
+            try:
+                self.engine.config.update(await self._body(request))
+            except ValueError as exc:
+                raise ApiError(422, "VALIDATION_ERROR", str(exc)) from exc
+        return _response(_json(self.engine.config.to_dict()))
+
+    async def scenarios(self, request: Request) -> Response:
+        self._guard(request)
+        engine = self.engine
+        if request.method == "POST":
+            body = await self._body(request)
+            raw = body.get("scenarios", [])
+            if not isinstance(raw, list):
+                raise ApiError(422, "VALIDATION_ERROR", "scenarios must be a list.")
+            try:
+                parsed = parse_scenarios(raw)
+            except ValueError as exc:
+                raise ApiError(422, "VALIDATION_ERROR", str(exc)) from exc
+            if body.get("replace"):
+                engine.custom_scenarios.clear()
+            engine.custom_scenarios.extend(parsed)
+        names = [s.name for s in (*engine.base_scenarios, *engine.custom_scenarios)]
+        return _response(_json({"scenarios": names}))
+
+    async def faults(self, request: Request) -> Response:
+        self._guard(request)
+        injector = self.engine.faults
+        if request.method == "DELETE":
+            injector.clear()
+        elif request.method == "POST":
+            try:
+                injector.set(parse_fault_config(await self._body(request), injector.default_seed))
+            except ValueError as exc:
+                raise ApiError(422, "VALIDATION_ERROR", str(exc)) from exc
+        return _response(_json(injector.config.to_dict()))
+
+    async def webhooks(self, request: Request) -> Response:
+        self._guard(request)
+        return _response(_json({"data": self.engine.webhooks.log}))
+
+    async def info(self, request: Request) -> Response:
+        self._guard(request)
+        return _response(
+            _json(
+                {
+                    "machine_ids": list(self.engine.machine_ids),
+                    "config": self.engine.config.to_dict(),
+                    "terminal_statuses": sorted(TERMINAL),
+                }
+            )
+        )

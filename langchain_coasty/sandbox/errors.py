@@ -1,0 +1,139 @@
+"""The error envelope: ``ApiError``, the tables that fill in its fields, and the handlers.
+
+Every error answers ``{"error": {code, message, type, request_id, retryable,
+retry_with_same_idempotency_key, retry_after?, suggestion?, details?}}``; ``type`` comes from
+the status, ``retryable`` and ``suggestion`` from the code unless the raiser says otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from langchain_coasty.sandbox._http import _json, _request_id, _response
+from langchain_coasty.sandbox.validation import Problem
+
+_ERROR_TYPES = {
+    400: "validation_error",
+    401: "auth_error",
+    402: "billing_error",
+    403: "auth_error",
+    404: "not_found_error",
+    405: "client_error",
+    409: "state_error",
+    413: "client_error",
+    422: "validation_error",
+    429: "rate_limit_error",
+}
+_RETRYABLE = frozenset(
+    {
+        "SERVICE_UNAVAILABLE",
+        "RATE_LIMITED",
+        "TOO_MANY_RUNS",
+        "IDEMPOTENCY_IN_FLIGHT",
+        "INTERNAL_ERROR",
+        "DB_UNAVAILABLE",
+        "UPSTREAM_ERROR",
+        "UPSTREAM_TIMEOUT",
+        "LLM_PROVIDER_RATE_LIMITED",
+    }
+)
+_SUGGESTIONS = {
+    "INVALID_API_KEY": "Send X-API-Key: sk-coasty-test-<hex> (or Authorization: Bearer <key>).",
+    "VALIDATION_ERROR": "Fix the field named in error.details and send the request again.",
+    "NOT_FOUND": "Check the id; test-mode and live-mode resources are isolated.",
+    "INVALID_STATE": "GET the run to see its status before cancelling or resuming it.",
+    "IDEMPOTENCY_KEY_REUSED": "Use a new Idempotency-Key for a different request body.",
+    "IDEMPOTENCY_IN_FLIGHT": "Retry with the same Idempotency-Key, or GET /v1/idempotency/{key}.",
+    "RATE_LIMITED": "Wait Retry-After seconds, then retry with the same Idempotency-Key.",
+    "SERVICE_UNAVAILABLE": "Wait Retry-After seconds, then retry with the same Idempotency-Key.",
+    "PAYLOAD_TOO_LARGE": "Send a smaller body.",
+}
+
+
+class ApiError(Exception):
+    """An error answered in Coasty's envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        retryable: bool | None = None,
+        same_key: bool | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.retryable = retryable
+        self.same_key = same_key
+        self.retry_after = retry_after
+
+    @classmethod
+    def invalid(cls, problem: Problem) -> ApiError:
+        return cls(422, problem.code, problem.message, details=problem.details())
+
+
+def _error_body(request: Request, exc: ApiError) -> Response:
+    """The envelope for ``exc``; fields the raiser left as None come from the tables."""
+    path = request.url.path
+    retryable = exc.retryable
+    if retryable is None:
+        retryable = exc.code in _RETRYABLE or exc.status >= 500
+    same_key = exc.same_key
+    if same_key is None:
+        same_key = (
+            retryable
+            and request.method == "POST"
+            and path == "/v1/runs"
+            and request.headers.get("idempotency-key") is not None
+        )
+    error: dict[str, Any] = {
+        "code": exc.code,
+        "message": exc.message,
+        "type": _ERROR_TYPES.get(exc.status, "server_error"),
+        "request_id": _request_id(request),
+        "retryable": retryable,
+        "retry_with_same_idempotency_key": same_key,
+    }
+    headers: dict[str, str] = {}
+    if exc.retry_after is not None:
+        error["retry_after"] = exc.retry_after
+        headers["Retry-After"] = str(exc.retry_after)
+    if exc.code in _SUGGESTIONS:
+        error["suggestion"] = _SUGGESTIONS[exc.code]
+    if exc.details is not None:
+        error["details"] = exc.details
+    return _response(_json({"error": error}), exc.status, headers)
+
+
+async def _handle_api_error(request: Request, exc: Exception) -> Response:
+    """Answer an ``ApiError`` raised by a handler."""
+    assert isinstance(exc, ApiError)
+    return _error_body(request, exc)
+
+
+async def _handle_http_error(request: Request, exc: Exception) -> Response:
+    """Answer Starlette's unknown-route and wrong-method errors in the envelope."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        error = ApiError(405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed here.")
+    else:
+        error = ApiError(
+            exc.status_code, "NOT_FOUND", f"No route {request.method} {request.url.path}."
+        )
+    return _error_body(request, error)
+
+
+async def _handle_unexpected(request: Request, exc: Exception) -> Response:
+    """Answer any other exception as a 500 INTERNAL_ERROR."""
+    error = ApiError(500, "INTERNAL_ERROR", f"Unexpected sandbox error: {type(exc).__name__}.")
+    return _error_body(request, error)

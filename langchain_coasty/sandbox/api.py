@@ -174,6 +174,11 @@ class _Api:
         }
 
     async def create_run(self, request: Request) -> Response:
+        """POST /v1/runs: check the request, let the engine create or replay, answer.
+
+        The order of checks is observable: seeded refusals are drawn only for an
+        authenticated, parseable request, and before the body is validated.
+        """
         engine = self.engine
         engine.counts["create_calls"] += 1
         raw, size = await self.read_body(request)

@@ -40,7 +40,7 @@ from langchain_coasty.client._models import (
     RunsPage,
     RunStatus,
 )
-from langchain_coasty.client._params import LlmConfig, RunRequest
+from langchain_coasty.client._params import LlmConfig, RunRequest, new_idempotency_key
 from langchain_coasty.client._retry import RetryPolicy
 from langchain_coasty.client._stream import AsyncEventStream, EventStream
 
@@ -77,4 +77,5 @@ __all__ = [
     "RunStatus",
     "RunsPage",
     "UnprocessableEntityError",
+    "new_idempotency_key",
 ]

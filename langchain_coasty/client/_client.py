@@ -43,6 +43,7 @@ from langchain_coasty.client._params import (
     check_after,
     check_api_key,
     check_idempotency_key,
+    check_limit,
     check_list_params,
     check_llm_headers,
     check_max_connections,
@@ -557,9 +558,8 @@ class Machines:
 
     def list(self, limit: int = 50) -> MachinesPage:
         """`GET /v1/machines`."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 200:
-            raise invalid("limit", limit)
-        response = self._client._request("GET", "/v1/machines", params={"limit": limit})
+        params = {"limit": check_limit(limit)}
+        response = self._client._request("GET", "/v1/machines", params=params)
         return _parse(MachinesPage, response)
 
 
@@ -857,7 +857,6 @@ class AsyncMachines:
 
     async def list(self, limit: int = 50) -> MachinesPage:
         """`GET /v1/machines`."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 200:
-            raise invalid("limit", limit)
-        response = await self._client._request("GET", "/v1/machines", params={"limit": limit})
+        params = {"limit": check_limit(limit)}
+        response = await self._client._request("GET", "/v1/machines", params=params)
         return _parse(MachinesPage, response)

@@ -17,10 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticSerializationError
 
 from langchain_coasty.client._errors import InvalidRequestError
+from langchain_coasty.client._models import RunStatus
 
-__all__ = ["LlmConfig", "RunRequest", "build_run_request"]
+__all__ = ["LlmConfig", "RunRequest", "build_run_request", "new_idempotency_key"]
 
-_STATUSES = ("queued", "running", "awaiting_human", "succeeded", "failed", "cancelled", "timed_out")
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_\-:]{1,128}")
 
 # What a person (or an LLM) needs to fix a rejected value, keyed by field path.
@@ -45,7 +45,7 @@ _LIMITS: dict[str, str] = {
     "llm.code_agent_model": "a string of 1..512 characters, or null",
     "note": "a string of at most 2000 characters, or null",
     "limit": "an integer in 1..200",
-    "status": "one of " + ", ".join(_STATUSES),
+    "status": "one of " + ", ".join(RunStatus),
     "idempotency_key": "1..128 characters of [A-Za-z0-9_-:]",
     "llm_provider": "anthropic or openai (required with llm_api_key)",
     "llm_api_key": "a string of 16..512 visible ASCII characters",
@@ -192,10 +192,15 @@ def check_max_connections(value: object) -> None:
         raise invalid("max_connections", value)
 
 
+def new_idempotency_key() -> str:
+    """A fresh random Idempotency-Key for one logical create, to reuse on each of its retries."""
+    return f"lc-{uuid.uuid4().hex}"
+
+
 def check_idempotency_key(key: str | None) -> str:
     """Return the caller's key after checking it, or a fresh random one."""
     if key is None:
-        return f"lc-{uuid.uuid4().hex}"
+        return new_idempotency_key()
     if not isinstance(key, str) or not _IDEMPOTENCY_KEY.fullmatch(key):
         raise invalid("idempotency_key", key)
     return key
@@ -225,16 +230,22 @@ def check_note(note: str | None) -> dict[str, Any]:
     return {"note": note}
 
 
-def check_list_params(status: str | None, limit: int) -> dict[str, Any]:
-    """Query parameters of `GET /v1/runs`."""
-    params: dict[str, Any] = {"limit": limit}
+def check_limit(limit: int) -> int:
+    """The page size of a list call (`GET /v1/runs`, `GET /v1/machines`)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 200:
         raise invalid("limit", limit)
+    return limit
+
+
+def check_list_params(status: RunStatus | str | None, limit: int) -> dict[str, Any]:
+    """Query parameters of `GET /v1/runs`."""
+    params: dict[str, Any] = {"limit": check_limit(limit)}
     if status is not None:
-        status = getattr(status, "value", status)
-        if status not in _STATUSES:
-            raise invalid("status", status)
-        params["status"] = status
+        value = getattr(status, "value", status)
+        try:
+            params["status"] = RunStatus(value).value
+        except ValueError:
+            raise invalid("status", value) from None
     return params
 
 

@@ -195,7 +195,6 @@ class _BaseClient:
         self.llm_api_key = SecretStr(llm_key) if llm_key is not None else None
         self.llm_provider = llm_provider
         self.llm_model = llm_model
-        check_llm_headers(llm_provider, llm_key, llm_model)
         self._policy = RetryPolicy()
 
     def __repr__(self) -> str:
@@ -305,7 +304,6 @@ class CoastyClient(_BaseClient):
             llm_provider=llm_provider,
             llm_model=llm_model,
         )
-        self._owns_http = http_client is None
         self._pools: RunPools[httpx.Client] | None = None
         if http_client is None:
             self._pools = RunPools(
@@ -603,7 +601,6 @@ class AsyncCoastyClient(_BaseClient):
             llm_provider=llm_provider,
             llm_model=llm_model,
         )
-        self._owns_http = http_client is None
         self._pools: RunPools[httpx.AsyncClient] | None = None
         if http_client is None:
             self._pools = RunPools(

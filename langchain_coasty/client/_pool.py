@@ -60,11 +60,6 @@ class RunPools(Generic[_Http]):
         self._closed = False
         self.general: _Http = make(general_limits, self._ssl)
 
-    @property
-    def size(self) -> int:
-        """How many run pools this client may open."""
-        return len(self._pools)
-
     def opened(self) -> list[_Http]:
         """The run pools opened so far."""
         return [pool for pool in self._pools if pool is not None]

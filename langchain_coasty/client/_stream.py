@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
+from langchain_coasty.client._base_client import _connection_error
 from langchain_coasty.client._errors import (
     APIConnectionError,
     APIStatusError,
@@ -108,13 +109,6 @@ class _Cursor:
         )
         self.last_seq = seq
         return event
-
-
-def _connection_error(exc: httpx.TransportError, what: str) -> APIConnectionError:
-    name = type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
-        return APITimeoutError(f"{what}: {name}: {exc}")
-    return APIConnectionError(f"{what}: {name}: {exc}")
 
 
 class _StreamBase:

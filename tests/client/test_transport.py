@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-import langchain_coasty.client._client as client_module
+import langchain_coasty.client._base_client as client_module
 from langchain_coasty import (
     APIConnectionError,
     AsyncCoastyClient,

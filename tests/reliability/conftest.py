@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from langchain_coasty.callbacks import CoastyCallbackHandler, CoastyEventPayload
-from langchain_coasty.client import _client as client_module
+from langchain_coasty.client import _base_client as client_module
 
 from ._proxy import TcpProxy
 

@@ -1,0 +1,265 @@
+"""The resources of a client: `runs`, `idempotency` and `machines`, sync and async side by side.
+
+A resource checks its parameters, calls its client's request loop and parses the answer; it
+holds no state but the client it belongs to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+
+from langchain_coasty.client import _base_client
+from langchain_coasty.client._base_client import _BaseClient, _parse
+from langchain_coasty.client._errors import APITimeoutError
+from langchain_coasty.client._models import (
+    CreateResult,
+    IdempotencyLookup,
+    MachinesPage,
+    Run,
+    RunsPage,
+    RunStatus,
+)
+from langchain_coasty.client._params import (
+    build_run_request,
+    check_after,
+    check_idempotency_key,
+    check_limit,
+    check_list_params,
+    check_note,
+    check_run_id,
+    check_seconds,
+)
+from langchain_coasty.client._stream import AsyncEventStream, EventStream, StreamConfig
+
+if TYPE_CHECKING:
+    from langchain_coasty.client._client import AsyncCoastyClient, CoastyClient
+
+__all__ = ["AsyncIdempotency", "AsyncMachines", "AsyncRuns", "Idempotency", "Machines", "Runs"]
+
+
+def _run_path(run_id: str, suffix: str = "") -> str:
+    return f"/v1/runs/{quote(check_run_id(run_id), safe='')}{suffix}"
+
+
+def _stream_config(client: _BaseClient[Any], run_id: str) -> StreamConfig:
+    return StreamConfig(
+        url=client._url(_run_path(run_id, "/events")),
+        headers=client._headers(),
+        timeout=httpx.Timeout(
+            connect=client.timeout,
+            read=client.stream_read_timeout,
+            write=client.timeout,
+            pool=client.timeout,
+        ),
+        policy=client._policy,
+        secrets=client._secrets,
+        run_id=run_id,
+    )
+
+
+# --------------------------------------------------------------------------- sync
+
+
+class Runs:
+    """`client.runs`: create, get, list, events, cancel, resume, wait."""
+
+    def __init__(self, client: CoastyClient) -> None:
+        self._client = client
+
+    def create(
+        self, *, machine_id: str, task: str, idempotency_key: str | None = None, **fields: Any
+    ) -> Run:
+        """Start a run (`POST /v1/runs`); retries never start a second one."""
+        return self.create_with_response(
+            machine_id=machine_id, task=task, idempotency_key=idempotency_key, **fields
+        ).run
+
+    def create_with_response(
+        self, *, machine_id: str, task: str, idempotency_key: str | None = None, **fields: Any
+    ) -> CreateResult:
+        """Like `create`, also telling whether the run already existed under this key."""
+        body = build_run_request({"machine_id": machine_id, "task": task, **fields})
+        key = check_idempotency_key(idempotency_key)
+        return self._client._create(body, key)
+
+    def get(self, run_id: str) -> Run:
+        """`GET /v1/runs/{run_id}`."""
+        return _parse(Run, self._client._request("GET", _run_path(run_id), route=run_id))
+
+    def list(self, status: RunStatus | str | None = None, limit: int = 20) -> RunsPage:
+        """`GET /v1/runs`, newest first."""
+        params = check_list_params(status, limit)
+        return _parse(RunsPage, self._client._request("GET", "/v1/runs", params=params))
+
+    def events(self, run_id: str, after: int = 0) -> EventStream:
+        """Follow a run's events, exactly once and in order, until `done`."""
+        return EventStream(
+            self._client._pool(run_id),
+            _stream_config(self._client, run_id),
+            after=check_after(after),
+            sleep=_base_client._sleep,
+            finished=lambda: self.get(run_id).is_terminal,
+        )
+
+    def cancel(self, run_id: str) -> Run:
+        """`POST /v1/runs/{run_id}/cancel` (from queued, running or awaiting_human)."""
+        path = _run_path(run_id, "/cancel")
+        return _parse(Run, self._client._request("POST", path, resend="unsent", route=run_id))
+
+    def resume(self, run_id: str, note: str | None = None) -> Run:
+        """`POST /v1/runs/{run_id}/resume` from awaiting_human, with an optional note."""
+        body = check_note(note)
+        path = _run_path(run_id, "/resume")
+        return _parse(
+            Run, self._client._request("POST", path, json=body, resend="unsent", route=run_id)
+        )
+
+    def wait(self, run_id: str, timeout: float | None = None) -> Run:
+        """Follow the run until it is terminal and return it; `APITimeoutError` after `timeout`."""
+        check_seconds("timeout", timeout, optional=True)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        run = self.get(run_id)
+        if run.is_terminal:
+            return run
+        stream = EventStream(
+            self._client._pool(run_id),
+            _stream_config(self._client, run_id),
+            deadline=deadline,
+            sleep=_base_client._sleep,
+        )
+        with stream:
+            for _event in stream:
+                pass
+        return self.get(run_id)
+
+
+class Idempotency:
+    """`client.idempotency`: collect a lost result by its Idempotency-Key."""
+
+    def __init__(self, client: CoastyClient) -> None:
+        self._client = client
+
+    def get(self, key: str) -> IdempotencyLookup:
+        """`GET /v1/idempotency/{key}`; NotFoundError for an unknown or expired key."""
+        path = f"/v1/idempotency/{quote(check_idempotency_key(key), safe='')}"
+        return _parse(IdempotencyLookup, self._client._request("GET", path, route=key))
+
+
+class Machines:
+    """`client.machines`: the machines runs can target."""
+
+    def __init__(self, client: CoastyClient) -> None:
+        self._client = client
+
+    def list(self, limit: int = 50) -> MachinesPage:
+        """`GET /v1/machines`."""
+        params = {"limit": check_limit(limit)}
+        return _parse(MachinesPage, self._client._request("GET", "/v1/machines", params=params))
+
+
+# -------------------------------------------------------------------------- async
+
+
+class AsyncRuns:
+    """`client.runs` of the async client."""
+
+    def __init__(self, client: AsyncCoastyClient) -> None:
+        self._client = client
+
+    async def create(
+        self, *, machine_id: str, task: str, idempotency_key: str | None = None, **fields: Any
+    ) -> Run:
+        """Start a run (`POST /v1/runs`); retries never start a second one."""
+        result = await self.create_with_response(
+            machine_id=machine_id, task=task, idempotency_key=idempotency_key, **fields
+        )
+        return result.run
+
+    async def create_with_response(
+        self, *, machine_id: str, task: str, idempotency_key: str | None = None, **fields: Any
+    ) -> CreateResult:
+        """Like `create`, also telling whether the run already existed under this key."""
+        body = build_run_request({"machine_id": machine_id, "task": task, **fields})
+        key = check_idempotency_key(idempotency_key)
+        return await self._client._create(body, key)
+
+    async def get(self, run_id: str) -> Run:
+        """`GET /v1/runs/{run_id}`."""
+        return _parse(Run, await self._client._request("GET", _run_path(run_id), route=run_id))
+
+    async def list(self, status: RunStatus | str | None = None, limit: int = 20) -> RunsPage:
+        """`GET /v1/runs`, newest first."""
+        params = check_list_params(status, limit)
+        return _parse(RunsPage, await self._client._request("GET", "/v1/runs", params=params))
+
+    def events(self, run_id: str, after: int = 0) -> AsyncEventStream:
+        """Follow a run's events, exactly once and in order, until `done`."""
+
+        async def finished() -> bool:
+            return (await self.get(run_id)).is_terminal
+
+        return AsyncEventStream(
+            self._client._pool(run_id),
+            _stream_config(self._client, run_id),
+            after=check_after(after),
+            sleep=_base_client._asleep,
+            finished=finished,
+        )
+
+    async def cancel(self, run_id: str) -> Run:
+        """`POST /v1/runs/{run_id}/cancel` (from queued, running or awaiting_human)."""
+        path = _run_path(run_id, "/cancel")
+        return _parse(Run, await self._client._request("POST", path, resend="unsent", route=run_id))
+
+    async def resume(self, run_id: str, note: str | None = None) -> Run:
+        """`POST /v1/runs/{run_id}/resume` from awaiting_human, with an optional note."""
+        body = check_note(note)
+        path = _run_path(run_id, "/resume")
+        return _parse(
+            Run, await self._client._request("POST", path, json=body, resend="unsent", route=run_id)
+        )
+
+    async def wait(self, run_id: str, timeout: float | None = None) -> Run:  # noqa: ASYNC109
+        """Follow the run until it is terminal and return it; `APITimeoutError` after `timeout`."""
+        check_seconds("timeout", timeout, optional=True)
+        try:
+            async with asyncio.timeout(timeout):
+                run = await self.get(run_id)
+                if run.is_terminal:
+                    return run
+                async with self.events(run_id) as stream:
+                    async for _event in stream:
+                        pass
+                return await self.get(run_id)
+        except TimeoutError:
+            raise APITimeoutError(f"Run {run_id} did not finish within {timeout} s.") from None
+
+
+class AsyncIdempotency:
+    """`client.idempotency` of the async client."""
+
+    def __init__(self, client: AsyncCoastyClient) -> None:
+        self._client = client
+
+    async def get(self, key: str) -> IdempotencyLookup:
+        """`GET /v1/idempotency/{key}`; NotFoundError for an unknown or expired key."""
+        path = f"/v1/idempotency/{quote(check_idempotency_key(key), safe='')}"
+        return _parse(IdempotencyLookup, await self._client._request("GET", path, route=key))
+
+
+class AsyncMachines:
+    """`client.machines` of the async client."""
+
+    def __init__(self, client: AsyncCoastyClient) -> None:
+        self._client = client
+
+    async def list(self, limit: int = 50) -> MachinesPage:
+        """`GET /v1/machines`."""
+        params = {"limit": check_limit(limit)}
+        response = await self._client._request("GET", "/v1/machines", params=params)
+        return _parse(MachinesPage, response)

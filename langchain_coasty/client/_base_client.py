@@ -1,8 +1,9 @@
-"""What the sync and async clients share: configuration, headers, parsing, retry decisions.
+"""What the sync and async clients share: configuration, parsing and every retry decision.
 
-`_BaseClient` holds the configuration and the connection pools; the helpers around it parse
-responses, build the one connection error of the package and note a create whose outcome is
-unknown. `_sleep` / `_asleep` are read at call time, so tests can swap in a fake clock.
+`_BaseClient` holds the configuration and the connection pools. `_RetryState` (one request),
+`_CreateAttempts` (one idempotent create) and `_Recovery` (the lookup of a lost create) decide,
+without doing I/O, what follows each attempt: the twins in `_client` only send, sleep and ask.
+`_sleep` / `_asleep` are read at call time, so tests can swap in a fake clock.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import os
 import ssl
 import time
 from collections.abc import Callable
-from typing import ClassVar, Generic, Literal, TypeVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import httpx
 from pydantic import SecretStr, ValidationError
@@ -21,12 +23,20 @@ from pydantic import SecretStr, ValidationError
 from langchain_coasty._version import __version__
 from langchain_coasty.client._errors import (
     APIConnectionError,
-    APIStatusError,
     APITimeoutError,
     CoastyError,
+    IdempotencyInFlightError,
+    NotFoundError,
     make_status_error,
+    status_error_from_response,
 )
-from langchain_coasty.client._models import IdempotencyLookup, MachinesPage, Run, RunsPage
+from langchain_coasty.client._models import (
+    CreateResult,
+    IdempotencyLookup,
+    MachinesPage,
+    Run,
+    RunsPage,
+)
 from langchain_coasty.client._params import (
     check_api_key,
     check_llm_headers,
@@ -35,7 +45,7 @@ from langchain_coasty.client._params import (
     invalid,
 )
 from langchain_coasty.client._pool import RunPools, _Http
-from langchain_coasty.client._retry import RetryPolicy
+from langchain_coasty.client._retry import RetryPolicy, never_reached_server
 
 __all__ = ["DEFAULT_BASE_URL"]
 
@@ -102,32 +112,136 @@ def _run_from_lookup(lookup: IdempotencyLookup, secrets: tuple[str, ...]) -> Run
         raise _BadResponse("The idempotency record holds an unexpected body.") from exc
 
 
-class _CreateAttempts:
-    """Bookkeeping of one logical create across its attempts."""
+@dataclass(frozen=True)
+class _Retry:
+    """Wait this many seconds, then try again."""
 
-    def __init__(self, policy: RetryPolicy, max_retries: int) -> None:
-        self.policy = policy
-        self.max_retries = max_retries
+    delay: float
+
+
+class _RetryState:
+    """The retry decisions of one request: how long to wait before the next attempt, or raise."""
+
+    def __init__(self, client: _BaseClient[Any], method: str, path: str, resend: _Resend) -> None:
+        self._client = client
+        self._call = f"{method} {path}"
+        self._resend = resend
         self.retries = 0
-        self.ours_may_exist = False
+
+    def after_transport_error(self, exc: httpx.TransportError) -> float:
+        """The delay before re-sending; raises when the request may not or need not be re-sent."""
+        error = _connection_error(exc, f"{self._call} failed")
+        if not (self._resend == "always" or never_reached_server(exc)) or not self._can_retry():
+            raise error from exc
+        return self._backoff(error)
+
+    def after_status_error(self, response: httpx.Response) -> float:
+        """The delay before re-sending after an error response; raises when it is final."""
+        error = status_error_from_response(response, secrets=self._client._secrets)
+        if not (error.retryable and self._resend == "always") or not self._can_retry():
+            raise error
+        return self._backoff(error, error.retry_after)
+
+    def _can_retry(self) -> bool:
+        return self.retries < self._client.max_retries
+
+    def _backoff(self, error: CoastyError, retry_after: float | None = None) -> float:
+        self.retries += 1
+        delay = self._client._policy.delay(self.retries, retry_after)
+        logger.info(
+            "Retrying %s in %.2f s (retry %d of %d): %s",
+            self._call,
+            delay,
+            self.retries,
+            self._client.max_retries,
+            error,
+        )
+        return delay
+
+
+class _Recovery:
+    """A lookup by key of a create whose answer was lost, and when to poll it again."""
+
+    def __init__(self, attempts: _CreateAttempts, cause: CoastyError, *, final: bool) -> None:
+        self.key = attempts.key
+        self.cause = cause
+        self.final = final
+        """Whether the create gives up when the key is unknown (rather than re-sending)."""
+        self._secrets = attempts.secrets
+        self._deadline = time.monotonic() + attempts.policy.idempotency_wait
+        self._polls = 0
+
+    def raise_unless_unknown(self, exc: CoastyError) -> None:
+        """A 404 means no run was created; any other failure leaves the outcome unknown."""
+        if not isinstance(exc, NotFoundError):
+            raise _note_possible_create(self.cause, self.key) from exc
+
+    def after_record(self, lookup: IdempotencyLookup) -> Run | _Retry | None:
+        """The run, a poll to make later, or None when the record stays `processing`."""
+        if lookup.is_completed:
+            return _run_from_lookup(lookup, self._secrets)
+        self._polls += 1
+        if time.monotonic() >= self._deadline:
+            return None  # a re-send with the same key attaches to the create in progress
+        return _Retry(min(0.1 * 2**self._polls, 2.0))
+
+
+_CreateStep = CreateResult | _Retry | _Recovery
+"""What a create does next: return this result, wait and re-send, or look the key up."""
+
+
+class _CreateAttempts(_RetryState):
+    """The decisions of one logical create: re-sent only with its key, lost answers looked up."""
+
+    def __init__(self, client: _BaseClient[Any], key: str) -> None:
+        super().__init__(client, "POST", "/v1/runs", "always")
+        self.key = key
+        self.headers = client._create_headers(key)
+        self.policy = client._policy
+        self.secrets = client._secrets
+        self.may_have_created = False
         """An earlier attempt of this call may have created the run."""
 
-    def replayed(self, response: httpx.Response) -> bool:
-        said = response.headers.get("x-coasty-idempotent-replay", "").lower() == "true"
-        return said and not self.ours_may_exist
-
-    def on_status_error(self, error: APIStatusError) -> bool:
-        """Whether the POST may be re-sent after this error response."""
+    def after_response(self, response: httpx.Response) -> _CreateStep:
+        """The result of a success (`_BadResponse` for a garbled one), or what to do next."""
+        if response.is_success:
+            said = response.headers.get("x-coasty-idempotent-replay", "").lower() == "true"
+            run = self._client._routed(_parse(Run, response), self.key)
+            return self._result(run, replayed=said and not self.may_have_created)
+        error = status_error_from_response(response, secrets=self.secrets)
         if error.status_code >= 500:
-            self.ours_may_exist = True
-        return error.retryable and error.retry_with_same_idempotency_key
+            self.may_have_created = True
+        may_resend = error.retryable and error.retry_with_same_idempotency_key
+        return self._next(error, may_resend, error.retry_after)
 
-    def can_retry(self) -> bool:
-        return self.retries < self.max_retries
+    def after_lost_answer(self, exc: httpx.TransportError | _BadResponse) -> _CreateStep:
+        """Re-send what never reached the server; otherwise ask the server what happened."""
+        if isinstance(exc, _BadResponse):
+            error: CoastyError = exc
+        else:
+            error = _connection_error(exc, f"{self._call} failed")
+            if never_reached_server(exc):
+                return self._next(error, True, None)
+        self.may_have_created = True
+        return _Recovery(self, error, final=False)
 
-    def next_delay(self, retry_after: float | None) -> float:
-        self.retries += 1
-        return self.policy.delay(self.retries, retry_after)
+    def after_recovery(self, run: Run | None, recovery: _Recovery) -> _CreateStep:
+        """The recovered run, or, for an unknown key, a re-send (or the error when final)."""
+        if run is not None:
+            return self._result(run, replayed=not self.may_have_created)
+        if recovery.final:
+            raise _note_possible_create(recovery.cause, self.key)
+        return self._next(recovery.cause, True, None)
+
+    def _next(self, error: CoastyError, may_resend: bool, retry_after: float | None) -> _CreateStep:
+        if may_resend and self._can_retry():
+            return _Retry(self._backoff(error, retry_after))
+        if self.may_have_created or isinstance(error, IdempotencyInFlightError):
+            return _Recovery(self, error, final=True)
+        raise error
+
+    def _result(self, run: Run, *, replayed: bool) -> CreateResult:
+        return CreateResult(run=run, replayed=replayed, idempotency_key=self.key)
 
 
 class _BaseClient(Generic[_Http]):
@@ -229,14 +343,3 @@ class _BaseClient(Generic[_Http]):
         if self._pools is not None:
             self._pools.remember(run.id, key)
         return run
-
-    def _log_retry(self, method: str, path: str, delay: float, retry: int, why: object) -> None:
-        logger.info(
-            "Retrying %s %s in %.2f s (retry %d of %d): %s",
-            method,
-            path,
-            delay,
-            retry,
-            self.max_retries,
-            why,
-        )

@@ -7,7 +7,6 @@ other on `httpx.AsyncClient`. Configuration and the retry decisions live in
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -19,19 +18,14 @@ from langchain_coasty.client import _base_client
 from langchain_coasty.client._base_client import (
     _BadResponse,
     _BaseClient,
-    _connection_error,
     _CreateAttempts,
-    _note_possible_create,
-    _parse,
+    _CreateStep,
+    _Recovery,
     _Resend,
-    _run_from_lookup,
+    _Retry,
+    _RetryState,
 )
-from langchain_coasty.client._errors import (
-    CoastyError,
-    IdempotencyInFlightError,
-    NotFoundError,
-    status_error_from_response,
-)
+from langchain_coasty.client._errors import CoastyError
 from langchain_coasty.client._models import CreateResult, Run
 from langchain_coasty.client._resources import (
     AsyncIdempotency,
@@ -41,7 +35,6 @@ from langchain_coasty.client._resources import (
     Machines,
     Runs,
 )
-from langchain_coasty.client._retry import never_reached_server
 
 __all__ = ["AsyncCoastyClient", "CoastyClient"]
 
@@ -124,7 +117,7 @@ class CoastyClient(_BaseClient[httpx.Client]):
     ) -> httpx.Response:
         """Send with retries; `resend="unsent"` re-sends only what never reached the server."""
         http = self._http if route is None else self._pool(route)
-        retries = 0
+        retry = _RetryState(self, method, path, resend)
         while True:
             try:
                 response = http.request(
@@ -136,94 +129,43 @@ class CoastyClient(_BaseClient[httpx.Client]):
                     timeout=self.timeout,
                 )
             except httpx.TransportError as exc:
-                error: CoastyError = _connection_error(exc, f"{method} {path} failed")
-                if retries >= self.max_retries or not (
-                    resend == "always" or never_reached_server(exc)
-                ):
-                    raise error from exc
-                retries += 1
-                delay = self._policy.delay(retries)
+                delay = retry.after_transport_error(exc)
             else:
                 if response.is_success:
                     return response
-                status_error = status_error_from_response(response, secrets=self._secrets)
-                if retries >= self.max_retries or not (
-                    status_error.retryable and resend == "always"
-                ):
-                    raise status_error
-                retries += 1
-                delay = self._policy.delay(retries, status_error.retry_after)
-                error = status_error
-            self._log_retry(method, path, delay, retries, error)
+                delay = retry.after_status_error(response)
             _base_client._sleep(delay)
 
     def _create(self, body: dict[str, Any], key: str) -> CreateResult:
         """One logical create: re-sent only with the same key, lost results recovered."""
-        headers = self._create_headers(key)
-        attempts = _CreateAttempts(self._policy, self.max_retries)
+        attempts = _CreateAttempts(self, key)
         while True:
-            retry_after: float | None = None
+            step: _CreateStep
             try:
                 response = self._pool(key).post(
-                    self._url("/v1/runs"), json=body, headers=headers, timeout=self.timeout
+                    self._url("/v1/runs"), json=body, headers=attempts.headers, timeout=self.timeout
                 )
-                if response.is_success:
-                    replayed = attempts.replayed(response)
-                    return CreateResult(
-                        run=self._routed(_parse(Run, response), key),
-                        replayed=replayed,
-                        idempotency_key=key,
-                    )
+                step = attempts.after_response(response)
             except (httpx.TransportError, _BadResponse) as exc:
-                error: CoastyError = (
-                    exc
-                    if isinstance(exc, _BadResponse)
-                    else _connection_error(exc, "POST /v1/runs failed")
-                )
-                if isinstance(exc, httpx.TransportError) and never_reached_server(exc):
-                    may_resend = True
-                else:
-                    # The request was sent and the answer lost: ask the server what happened.
-                    attempts.ours_may_exist = True
-                    run = self._recover(key, error)
-                    if run is not None:
-                        return CreateResult(run=run, replayed=False, idempotency_key=key)
-                    may_resend = True  # no record of the key: it never took effect
-            else:
-                status_error = status_error_from_response(response, secrets=self._secrets)
-                may_resend = attempts.on_status_error(status_error)
-                retry_after = status_error.retry_after
-                error = status_error
-            if not may_resend or not attempts.can_retry():
-                if attempts.ours_may_exist or isinstance(error, IdempotencyInFlightError):
-                    run = self._recover(key, error)
-                    if run is not None:
-                        return CreateResult(
-                            run=run, replayed=not attempts.ours_may_exist, idempotency_key=key
-                        )
-                    raise _note_possible_create(error, key)
-                raise error
-            delay = attempts.next_delay(retry_after)
-            self._log_retry("POST", "/v1/runs", delay, attempts.retries, error)
-            _base_client._sleep(delay)
+                step = attempts.after_lost_answer(exc)
+            while isinstance(step, _Recovery):
+                step = attempts.after_recovery(self._recover(step), step)
+            if isinstance(step, CreateResult):
+                return step
+            _base_client._sleep(step.delay)
 
-    def _recover(self, key: str, cause: CoastyError) -> Run | None:
-        """Collect a create's result by key: the Run, or None when the key is unknown."""
-        deadline = time.monotonic() + self._policy.idempotency_wait
-        polls = 0
+    def _recover(self, recovery: _Recovery) -> Run | None:
+        """Collect a lost create's result by key: the Run, or None when there is none (yet)."""
         while True:
             try:
-                lookup = self.idempotency.get(key)
-            except NotFoundError:
-                return None
+                lookup = self.idempotency.get(recovery.key)
             except CoastyError as exc:
-                raise _note_possible_create(cause, key) from exc
-            if lookup.is_completed:
-                return _run_from_lookup(lookup, self._secrets)
-            polls += 1
-            if time.monotonic() >= deadline:
-                return None  # still processing: a re-send with the same key attaches to it
-            _base_client._sleep(min(0.1 * 2**polls, 2.0))
+                recovery.raise_unless_unknown(exc)
+                return None
+            step = recovery.after_record(lookup)
+            if not isinstance(step, _Retry):
+                return step
+            _base_client._sleep(step.delay)
 
 
 class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
@@ -300,7 +242,7 @@ class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
     ) -> httpx.Response:
         """Send with retries; `resend="unsent"` re-sends only what never reached the server."""
         http = self._http if route is None else self._pool(route)
-        retries = 0
+        retry = _RetryState(self, method, path, resend)
         while True:
             try:
                 response = await http.request(
@@ -312,90 +254,40 @@ class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
                     timeout=self.timeout,
                 )
             except httpx.TransportError as exc:
-                error: CoastyError = _connection_error(exc, f"{method} {path} failed")
-                if retries >= self.max_retries or not (
-                    resend == "always" or never_reached_server(exc)
-                ):
-                    raise error from exc
-                retries += 1
-                delay = self._policy.delay(retries)
+                delay = retry.after_transport_error(exc)
             else:
                 if response.is_success:
                     return response
-                status_error = status_error_from_response(response, secrets=self._secrets)
-                if retries >= self.max_retries or not (
-                    status_error.retryable and resend == "always"
-                ):
-                    raise status_error
-                retries += 1
-                delay = self._policy.delay(retries, status_error.retry_after)
-                error = status_error
-            self._log_retry(method, path, delay, retries, error)
+                delay = retry.after_status_error(response)
             await _base_client._asleep(delay)
 
     async def _create(self, body: dict[str, Any], key: str) -> CreateResult:
         """One logical create: re-sent only with the same key, lost results recovered."""
-        headers = self._create_headers(key)
-        attempts = _CreateAttempts(self._policy, self.max_retries)
+        attempts = _CreateAttempts(self, key)
         while True:
-            retry_after: float | None = None
+            step: _CreateStep
             try:
                 response = await self._pool(key).post(
-                    self._url("/v1/runs"), json=body, headers=headers, timeout=self.timeout
+                    self._url("/v1/runs"), json=body, headers=attempts.headers, timeout=self.timeout
                 )
-                if response.is_success:
-                    replayed = attempts.replayed(response)
-                    return CreateResult(
-                        run=self._routed(_parse(Run, response), key),
-                        replayed=replayed,
-                        idempotency_key=key,
-                    )
+                step = attempts.after_response(response)
             except (httpx.TransportError, _BadResponse) as exc:
-                error: CoastyError = (
-                    exc
-                    if isinstance(exc, _BadResponse)
-                    else _connection_error(exc, "POST /v1/runs failed")
-                )
-                if isinstance(exc, httpx.TransportError) and never_reached_server(exc):
-                    may_resend = True
-                else:
-                    attempts.ours_may_exist = True
-                    run = await self._recover(key, error)
-                    if run is not None:
-                        return CreateResult(run=run, replayed=False, idempotency_key=key)
-                    may_resend = True
-            else:
-                status_error = status_error_from_response(response, secrets=self._secrets)
-                may_resend = attempts.on_status_error(status_error)
-                retry_after = status_error.retry_after
-                error = status_error
-            if not may_resend or not attempts.can_retry():
-                if attempts.ours_may_exist or isinstance(error, IdempotencyInFlightError):
-                    run = await self._recover(key, error)
-                    if run is not None:
-                        return CreateResult(
-                            run=run, replayed=not attempts.ours_may_exist, idempotency_key=key
-                        )
-                    raise _note_possible_create(error, key)
-                raise error
-            delay = attempts.next_delay(retry_after)
-            self._log_retry("POST", "/v1/runs", delay, attempts.retries, error)
-            await _base_client._asleep(delay)
+                step = attempts.after_lost_answer(exc)
+            while isinstance(step, _Recovery):
+                step = attempts.after_recovery(await self._recover(step), step)
+            if isinstance(step, CreateResult):
+                return step
+            await _base_client._asleep(step.delay)
 
-    async def _recover(self, key: str, cause: CoastyError) -> Run | None:
-        """Collect a create's result by key: the Run, or None when the key is unknown."""
-        deadline = time.monotonic() + self._policy.idempotency_wait
-        polls = 0
+    async def _recover(self, recovery: _Recovery) -> Run | None:
+        """Collect a lost create's result by key: the Run, or None when there is none (yet)."""
         while True:
             try:
-                lookup = await self.idempotency.get(key)
-            except NotFoundError:
-                return None
+                lookup = await self.idempotency.get(recovery.key)
             except CoastyError as exc:
-                raise _note_possible_create(cause, key) from exc
-            if lookup.is_completed:
-                return _run_from_lookup(lookup, self._secrets)
-            polls += 1
-            if time.monotonic() >= deadline:
+                recovery.raise_unless_unknown(exc)
                 return None
-            await _base_client._asleep(min(0.1 * 2**polls, 2.0))
+            step = recovery.after_record(lookup)
+            if not isinstance(step, _Retry):
+                return step
+            await _base_client._asleep(step.delay)

@@ -62,6 +62,27 @@ def _stream_config(client: _BaseClient[Any], run_id: str) -> StreamConfig:
     )
 
 
+class _Wait:
+    """The deadline of one `runs.wait` call and the error both twins raise when it passes."""
+
+    def __init__(self, run_id: str, timeout: float | None) -> None:
+        check_seconds("timeout", timeout, optional=True)
+        self.run_id = run_id
+        self.timeout = timeout
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def timed_out(self, last_seq: int) -> APITimeoutError:
+        error = APITimeoutError(
+            f"Run {self.run_id} did not finish within {self.timeout} s (last event seq "
+            f"{last_seq}); the run goes on: wait for it again, or cancel it."
+        )
+        error.run_id = self.run_id
+        return error
+
+
 # --------------------------------------------------------------------------- sync
 
 
@@ -98,10 +119,15 @@ class Runs:
 
     def events(self, run_id: str, after: int = 0) -> EventStream:
         """Follow a run's events, exactly once and in order, until `done`."""
+        return self._stream(run_id, after=after)
+
+    def _stream(self, run_id: str, *, after: int = 0, deadline: float | None = None) -> EventStream:
+        config = _stream_config(self._client, run_id)
         return EventStream(
             self._client._pool(run_id),
-            _stream_config(self._client, run_id),
+            config,
             after=check_after(after),
+            deadline=deadline,
             sleep=_base_client._sleep,
             finished=lambda: self.get(run_id).is_terminal,
         )
@@ -121,20 +147,18 @@ class Runs:
 
     def wait(self, run_id: str, timeout: float | None = None) -> Run:
         """Follow the run until it is terminal and return it; `APITimeoutError` after `timeout`."""
-        check_seconds("timeout", timeout, optional=True)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        wait = _Wait(run_id, timeout)
         run = self.get(run_id)
         if run.is_terminal:
             return run
-        stream = EventStream(
-            self._client._pool(run_id),
-            _stream_config(self._client, run_id),
-            deadline=deadline,
-            sleep=_base_client._sleep,
-        )
-        with stream:
-            for _event in stream:
-                pass
+        with self._stream(run_id, deadline=wait.deadline) as stream:
+            try:
+                for _event in stream:
+                    pass
+            except APITimeoutError:
+                if not wait.expired():
+                    raise
+                raise wait.timed_out(stream.last_seq) from None
         return self.get(run_id)
 
 
@@ -199,14 +223,21 @@ class AsyncRuns:
 
     def events(self, run_id: str, after: int = 0) -> AsyncEventStream:
         """Follow a run's events, exactly once and in order, until `done`."""
+        return self._stream(run_id, after=after)
+
+    def _stream(
+        self, run_id: str, *, after: int = 0, deadline: float | None = None
+    ) -> AsyncEventStream:
+        config = _stream_config(self._client, run_id)
 
         async def finished() -> bool:
             return (await self.get(run_id)).is_terminal
 
         return AsyncEventStream(
             self._client._pool(run_id),
-            _stream_config(self._client, run_id),
+            config,
             after=check_after(after),
+            deadline=deadline,
             sleep=_base_client._asleep,
             finished=finished,
         )
@@ -226,18 +257,22 @@ class AsyncRuns:
 
     async def wait(self, run_id: str, timeout: float | None = None) -> Run:  # noqa: ASYNC109
         """Follow the run until it is terminal and return it; `APITimeoutError` after `timeout`."""
-        check_seconds("timeout", timeout, optional=True)
+        wait = _Wait(run_id, timeout)
+        stream: AsyncEventStream | None = None
         try:
+            # Unlike the sync twin, the async one can also bound the gets around the stream.
             async with asyncio.timeout(timeout):
                 run = await self.get(run_id)
                 if run.is_terminal:
                     return run
-                async with self.events(run_id) as stream:
+                async with self._stream(run_id, deadline=wait.deadline) as stream:
                     async for _event in stream:
                         pass
                 return await self.get(run_id)
-        except TimeoutError:
-            raise APITimeoutError(f"Run {run_id} did not finish within {timeout} s.") from None
+        except (TimeoutError, APITimeoutError) as exc:
+            if isinstance(exc, APITimeoutError) and not wait.expired():
+                raise
+            raise wait.timed_out(0 if stream is None else stream.last_seq) from None
 
 
 class AsyncIdempotency:

@@ -40,7 +40,12 @@ from langchain_coasty.client._models import (
     RunsPage,
     RunStatus,
 )
-from langchain_coasty.client._params import LlmConfig, RunRequest, new_idempotency_key
+from langchain_coasty.client._params import (
+    LlmConfig,
+    RunRequest,
+    new_idempotency_key,
+    run_request,
+)
 from langchain_coasty.client._retry import RetryPolicy
 from langchain_coasty.client._stream import AsyncEventStream, EventStream
 
@@ -78,4 +83,5 @@ __all__ = [
     "RunsPage",
     "UnprocessableEntityError",
     "new_idempotency_key",
+    "run_request",
 ]

@@ -10,6 +10,7 @@ import json
 import math
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -19,7 +20,7 @@ from pydantic_core import PydanticSerializationError
 from langchain_coasty.client._errors import InvalidRequestError
 from langchain_coasty.client._models import RunStatus
 
-__all__ = ["LlmConfig", "RunRequest", "build_run_request", "new_idempotency_key"]
+__all__ = ["LlmConfig", "RunRequest", "new_idempotency_key", "run_request", "run_request_body"]
 
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_\-:]{1,128}")
 
@@ -140,12 +141,20 @@ def _from_validation_error(exc: ValidationError) -> InvalidRequestError:
     return invalid(field, first.get("input"))
 
 
-def build_run_request(fields: dict[str, Any]) -> dict[str, Any]:
-    """Validate RunRequest fields and return the JSON body (only the fields given)."""
+def run_request(fields: Mapping[str, Any]) -> RunRequest:
+    """Validate RunRequest fields once; `InvalidRequestError` names the field and its limit."""
     try:
-        request = RunRequest.model_validate(fields)
+        return RunRequest.model_validate(dict(fields))
     except ValidationError as exc:
         raise _from_validation_error(exc) from None
+
+
+def run_request_body(request: RunRequest) -> dict[str, Any]:
+    """The JSON body of a validated request: the fields set, each checked to be JSON text."""
+    if not isinstance(request, RunRequest):
+        raise TypeError(
+            f"Expected a RunRequest (build one with run_request), not {type(request).__name__}."
+        )
     body: dict[str, Any] = {}
     for name in RunRequest.model_fields:
         if name not in request.model_fields_set:

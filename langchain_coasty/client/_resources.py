@@ -25,7 +25,7 @@ from langchain_coasty.client._models import (
     RunStatus,
 )
 from langchain_coasty.client._params import (
-    build_run_request,
+    RunRequest,
     check_after,
     check_idempotency_key,
     check_limit,
@@ -33,6 +33,8 @@ from langchain_coasty.client._params import (
     check_note,
     check_run_id,
     check_seconds,
+    run_request,
+    run_request_body,
 )
 from langchain_coasty.client._stream import AsyncEventStream, EventStream, StreamConfig
 
@@ -104,9 +106,15 @@ class Runs:
         self, *, machine_id: str, task: str, idempotency_key: str | None = None, **fields: Any
     ) -> CreateResult:
         """Like `create`, also telling whether the run already existed under this key."""
-        body = build_run_request({"machine_id": machine_id, "task": task, **fields})
-        key = check_idempotency_key(idempotency_key)
-        return self._client._create(body, key)
+        request = run_request({"machine_id": machine_id, "task": task, **fields})
+        return self.create_request(request, idempotency_key=idempotency_key)
+
+    def create_request(
+        self, request: RunRequest, *, idempotency_key: str | None = None
+    ) -> CreateResult:
+        """Like `create_with_response`, for a `RunRequest` from `run_request` (not re-validated)."""
+        body = run_request_body(request)
+        return self._client._create(body, check_idempotency_key(idempotency_key))
 
     def get(self, run_id: str) -> Run:
         """`GET /v1/runs/{run_id}`."""
@@ -208,9 +216,15 @@ class AsyncRuns:
         self, *, machine_id: str, task: str, idempotency_key: str | None = None, **fields: Any
     ) -> CreateResult:
         """Like `create`, also telling whether the run already existed under this key."""
-        body = build_run_request({"machine_id": machine_id, "task": task, **fields})
-        key = check_idempotency_key(idempotency_key)
-        return await self._client._create(body, key)
+        request = run_request({"machine_id": machine_id, "task": task, **fields})
+        return await self.create_request(request, idempotency_key=idempotency_key)
+
+    async def create_request(
+        self, request: RunRequest, *, idempotency_key: str | None = None
+    ) -> CreateResult:
+        """Like `create_with_response`, for a `RunRequest` from `run_request` (not re-validated)."""
+        body = run_request_body(request)
+        return await self._client._create(body, check_idempotency_key(idempotency_key))
 
     async def get(self, run_id: str) -> Run:
         """`GET /v1/runs/{run_id}`."""

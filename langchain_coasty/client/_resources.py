@@ -130,7 +130,8 @@ class Runs:
         return self._stream(run_id, after=after)
 
     def _stream(self, run_id: str, *, after: int = 0, deadline: float | None = None) -> EventStream:
-        config = _stream_config(self._client, run_id)
+        """The stream of `events` and `wait`, which also gives it a deadline."""
+        config = _stream_config(self._client, run_id)  # checks run_id before a pool hashes it
         return EventStream(
             self._client._pool(run_id),
             config,
@@ -242,7 +243,8 @@ class AsyncRuns:
     def _stream(
         self, run_id: str, *, after: int = 0, deadline: float | None = None
     ) -> AsyncEventStream:
-        config = _stream_config(self._client, run_id)
+        """The stream of `events` and `wait`, which also gives it a deadline."""
+        config = _stream_config(self._client, run_id)  # checks run_id before a pool hashes it
 
         async def finished() -> bool:
             return (await self.get(run_id)).is_terminal

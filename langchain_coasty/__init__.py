@@ -3,6 +3,7 @@
 Hand a desktop or browser task to Coasty from a LangChain tool or runnable, follow
 the run's events live as callbacks, and answer the agent's human pauses as LangGraph
 interrupts. Names are imported lazily so that ``import langchain_coasty`` stays cheap.
+The test server (``CoastySandbox``) is in ``langchain_coasty.sandbox``.
 """
 
 from __future__ import annotations
@@ -12,103 +13,189 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_coasty._version import __version__
 
+# _EXPORTS for type checkers (`X as X` is an explicit re-export); a test keeps the two equal.
 if TYPE_CHECKING:
-    from langchain_coasty.callbacks import CoastyCallbackHandler
-    from langchain_coasty.client import (
-        APIConnectionError,
-        APIStatusError,
-        APITimeoutError,
-        AsyncCoastyClient,
-        AuthenticationError,
-        CoastyClient,
-        CoastyError,
-        ConflictError,
-        IdempotencyInFlightError,
-        IdempotencyKeyReusedError,
-        InsufficientCreditsError,
-        InternalServerError,
-        InvalidRequestError,
-        NotFoundError,
-        PayloadTooLargeError,
-        PermissionDeniedError,
-        RateLimitError,
-        Run,
-        RunEvent,
-        RunsPage,
-        RunStatus,
-        UnprocessableEntityError,
+    from langchain_coasty.callbacks import (
+        COASTY_EVENT as COASTY_EVENT,
     )
-    from langchain_coasty.runnable import CoastyRunnable
-    from langchain_coasty.sandbox import CoastySandbox
-    from langchain_coasty.tools import CoastyComputerTool, CoastyToolkit
-    from langchain_coasty.webhooks import WebhookEvent, WebhookVerificationError, verify_webhook
+    from langchain_coasty.callbacks import (
+        AsyncCoastyCallbackHandler as AsyncCoastyCallbackHandler,
+    )
+    from langchain_coasty.callbacks import (
+        CoastyCallbackHandler as CoastyCallbackHandler,
+    )
+    from langchain_coasty.callbacks import (
+        CoastyEventPayload as CoastyEventPayload,
+    )
+    from langchain_coasty.client import (
+        APIConnectionError as APIConnectionError,
+    )
+    from langchain_coasty.client import (
+        APIStatusError as APIStatusError,
+    )
+    from langchain_coasty.client import (
+        APITimeoutError as APITimeoutError,
+    )
+    from langchain_coasty.client import (
+        AsyncCoastyClient as AsyncCoastyClient,
+    )
+    from langchain_coasty.client import (
+        AuthenticationError as AuthenticationError,
+    )
+    from langchain_coasty.client import (
+        BadRequestError as BadRequestError,
+    )
+    from langchain_coasty.client import (
+        CoastyClient as CoastyClient,
+    )
+    from langchain_coasty.client import (
+        CoastyError as CoastyError,
+    )
+    from langchain_coasty.client import (
+        ConflictError as ConflictError,
+    )
+    from langchain_coasty.client import (
+        IdempotencyInFlightError as IdempotencyInFlightError,
+    )
+    from langchain_coasty.client import (
+        IdempotencyKeyReusedError as IdempotencyKeyReusedError,
+    )
+    from langchain_coasty.client import (
+        IdleTimeoutError as IdleTimeoutError,
+    )
+    from langchain_coasty.client import (
+        InsufficientCreditsError as InsufficientCreditsError,
+    )
+    from langchain_coasty.client import (
+        InternalServerError as InternalServerError,
+    )
+    from langchain_coasty.client import (
+        InvalidRequestError as InvalidRequestError,
+    )
+    from langchain_coasty.client import (
+        NotFoundError as NotFoundError,
+    )
+    from langchain_coasty.client import (
+        PayloadTooLargeError as PayloadTooLargeError,
+    )
+    from langchain_coasty.client import (
+        PermissionDeniedError as PermissionDeniedError,
+    )
+    from langchain_coasty.client import (
+        RateLimitError as RateLimitError,
+    )
+    from langchain_coasty.client import (
+        Run as Run,
+    )
+    from langchain_coasty.client import (
+        RunEvent as RunEvent,
+    )
+    from langchain_coasty.client import (
+        RunsPage as RunsPage,
+    )
+    from langchain_coasty.client import (
+        RunStatus as RunStatus,
+    )
+    from langchain_coasty.client import (
+        UnprocessableEntityError as UnprocessableEntityError,
+    )
+    from langchain_coasty.durable import (
+        aresume_from_webhook as aresume_from_webhook,
+    )
+    from langchain_coasty.durable import (
+        resume_from_webhook as resume_from_webhook,
+    )
+    from langchain_coasty.human import HumanAnswer as HumanAnswer
+    from langchain_coasty.runnable import (
+        CoastyRunnable as CoastyRunnable,
+    )
+    from langchain_coasty.runnable import (
+        FollowedRun as FollowedRun,
+    )
+    from langchain_coasty.tools import (
+        CoastyCancelRunTool as CoastyCancelRunTool,
+    )
+    from langchain_coasty.tools import (
+        CoastyComputerTool as CoastyComputerTool,
+    )
+    from langchain_coasty.tools import (
+        CoastyGetRunTool as CoastyGetRunTool,
+    )
+    from langchain_coasty.tools import (
+        CoastyResumeRunTool as CoastyResumeRunTool,
+    )
+    from langchain_coasty.tools import (
+        CoastyToolkit as CoastyToolkit,
+    )
+    from langchain_coasty.webhooks import (
+        WebhookEvent as WebhookEvent,
+    )
+    from langchain_coasty.webhooks import (
+        WebhookVerificationError as WebhookVerificationError,
+    )
+    from langchain_coasty.webhooks import (
+        averify_run_webhook as averify_run_webhook,
+    )
+    from langchain_coasty.webhooks import (
+        verify_run_webhook as verify_run_webhook,
+    )
+    from langchain_coasty.webhooks import (
+        verify_webhook as verify_webhook,
+    )
 
+_CLIENT = "langchain_coasty.client"
 _EXPORTS: dict[str, str] = {
-    "CoastyClient": "langchain_coasty.client",
-    "AsyncCoastyClient": "langchain_coasty.client",
-    "Run": "langchain_coasty.client",
-    "RunEvent": "langchain_coasty.client",
-    "RunStatus": "langchain_coasty.client",
-    "RunsPage": "langchain_coasty.client",
-    "CoastyError": "langchain_coasty.client",
-    "APIConnectionError": "langchain_coasty.client",
-    "APITimeoutError": "langchain_coasty.client",
-    "APIStatusError": "langchain_coasty.client",
-    "AuthenticationError": "langchain_coasty.client",
-    "InsufficientCreditsError": "langchain_coasty.client",
-    "PermissionDeniedError": "langchain_coasty.client",
-    "NotFoundError": "langchain_coasty.client",
-    "ConflictError": "langchain_coasty.client",
-    "IdempotencyInFlightError": "langchain_coasty.client",
-    "PayloadTooLargeError": "langchain_coasty.client",
-    "UnprocessableEntityError": "langchain_coasty.client",
-    "IdempotencyKeyReusedError": "langchain_coasty.client",
-    "RateLimitError": "langchain_coasty.client",
-    "InternalServerError": "langchain_coasty.client",
-    "InvalidRequestError": "langchain_coasty.client",
+    # the clients and what they return
+    "CoastyClient": _CLIENT,
+    "AsyncCoastyClient": _CLIENT,
+    "Run": _CLIENT,
+    "RunEvent": _CLIENT,
+    "RunStatus": _CLIENT,
+    "RunsPage": _CLIENT,
+    # the error tree
+    "CoastyError": _CLIENT,
+    "APIConnectionError": _CLIENT,
+    "APITimeoutError": _CLIENT,
+    "IdleTimeoutError": _CLIENT,
+    "APIStatusError": _CLIENT,
+    "BadRequestError": _CLIENT,
+    "AuthenticationError": _CLIENT,
+    "InsufficientCreditsError": _CLIENT,
+    "PermissionDeniedError": _CLIENT,
+    "NotFoundError": _CLIENT,
+    "ConflictError": _CLIENT,
+    "IdempotencyInFlightError": _CLIENT,
+    "PayloadTooLargeError": _CLIENT,
+    "UnprocessableEntityError": _CLIENT,
+    "IdempotencyKeyReusedError": _CLIENT,
+    "RateLimitError": _CLIENT,
+    "InternalServerError": _CLIENT,
+    "InvalidRequestError": _CLIENT,
+    # LangChain: runnable, tools, toolkit
+    "CoastyRunnable": "langchain_coasty.runnable",
+    "FollowedRun": "langchain_coasty.runnable",
+    "CoastyComputerTool": "langchain_coasty.tools",
+    "CoastyGetRunTool": "langchain_coasty.tools",
+    "CoastyResumeRunTool": "langchain_coasty.tools",
+    "CoastyCancelRunTool": "langchain_coasty.tools",
+    "CoastyToolkit": "langchain_coasty.tools",
+    # events and pauses
+    "COASTY_EVENT": "langchain_coasty.callbacks",
+    "CoastyEventPayload": "langchain_coasty.callbacks",
+    "CoastyCallbackHandler": "langchain_coasty.callbacks",
+    "AsyncCoastyCallbackHandler": "langchain_coasty.callbacks",
+    "HumanAnswer": "langchain_coasty.human",
+    # webhooks and durable waits
     "verify_webhook": "langchain_coasty.webhooks",
+    "verify_run_webhook": "langchain_coasty.webhooks",
+    "averify_run_webhook": "langchain_coasty.webhooks",
     "WebhookEvent": "langchain_coasty.webhooks",
     "WebhookVerificationError": "langchain_coasty.webhooks",
-    "CoastyRunnable": "langchain_coasty.runnable",
-    "CoastyComputerTool": "langchain_coasty.tools",
-    "CoastyToolkit": "langchain_coasty.tools",
-    "CoastyCallbackHandler": "langchain_coasty.callbacks",
-    "CoastySandbox": "langchain_coasty.sandbox",
+    "resume_from_webhook": "langchain_coasty.durable",
+    "aresume_from_webhook": "langchain_coasty.durable",
 }
 
-__all__ = [
-    "APIConnectionError",
-    "APIStatusError",
-    "APITimeoutError",
-    "AsyncCoastyClient",
-    "AuthenticationError",
-    "CoastyCallbackHandler",
-    "CoastyClient",
-    "CoastyComputerTool",
-    "CoastyError",
-    "CoastyRunnable",
-    "CoastySandbox",
-    "CoastyToolkit",
-    "ConflictError",
-    "IdempotencyInFlightError",
-    "IdempotencyKeyReusedError",
-    "InsufficientCreditsError",
-    "InternalServerError",
-    "InvalidRequestError",
-    "NotFoundError",
-    "PayloadTooLargeError",
-    "PermissionDeniedError",
-    "RateLimitError",
-    "Run",
-    "RunEvent",
-    "RunStatus",
-    "RunsPage",
-    "UnprocessableEntityError",
-    "WebhookEvent",
-    "WebhookVerificationError",
-    "__version__",
-    "verify_webhook",
-]
+__all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:

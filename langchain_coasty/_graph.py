@@ -1,4 +1,4 @@
-"""LangGraph touch points: the graph context of a call, idempotency keys, interrupts.
+"""LangGraph touch points: the graph context of a call, idempotency keys, run metadata, interrupts.
 
 LangGraph is optional: it is imported lazily, and only when a call runs inside a graph.
 The keys read here from ``config["configurable"]`` are LangGraph internals
@@ -12,12 +12,14 @@ import hashlib
 import inspect
 import json
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
+
+from langchain_coasty._lru import BoundedDict
+from langchain_coasty.human import AnswerValue
 
 _SCRATCHPAD = "__pregel_scratchpad"
 _CHECKPOINTER = "__pregel_checkpointer"
@@ -148,20 +150,16 @@ def call_interrupt(payload: dict[str, Any]) -> Any:
     """
     from langgraph.types import interrupt
 
-    from langchain_coasty.human import answer_schema
-
     if _supports_response_schema(interrupt):
-        return interrupt(payload, response_schema=answer_schema())
+        return interrupt(payload, response_schema=cast(Any, AnswerValue))
     return interrupt(payload)
 
 
-def is_graph_bubble_up(exc: BaseException) -> bool:
-    """Whether ``exc`` is LangGraph control flow (an interrupt) that must propagate."""
-    try:
-        from langgraph.errors import GraphBubbleUp
-    except ImportError:  # pragma: no cover - LangGraph not installed
-        return False
-    return isinstance(exc, GraphBubbleUp)
+def plain_interrupt(value: Any) -> Any:
+    """Call LangGraph's ``interrupt()`` with no answer schema (a durable wait's wake-up)."""
+    from langgraph.types import interrupt
+
+    return interrupt(value)
 
 
 _signature_cache: dict[int, bool] = {}
@@ -182,7 +180,7 @@ def _body_digest(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-_ordinals: OrderedDict[int, tuple[Any, dict[str, int]]] = OrderedDict()
+_ordinals: BoundedDict[int, tuple[Any, dict[str, int]]] = BoundedDict(256)
 _ordinals_lock = threading.Lock()
 
 
@@ -192,9 +190,7 @@ def _ordinal(scratchpad: Any, digest: str) -> int:
         entry = _ordinals.get(id(scratchpad))
         if entry is None or entry[0] is not scratchpad:
             entry = (scratchpad, {})
-            _ordinals[id(scratchpad)] = entry
-            while len(_ordinals) > 256:
-                _ordinals.popitem(last=False)
+            _ordinals.put(id(scratchpad), entry)
         counts = entry[1]
         counts[digest] = counts.get(digest, 0) + 1
         return counts[digest]

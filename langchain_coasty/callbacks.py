@@ -17,7 +17,7 @@ The payload is a small dict: ``{"run_id", "machine_id", "seq", "type", "data"}``
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 from uuid import UUID
 
 from langchain_core.callbacks import (
@@ -38,7 +38,7 @@ __all__ = [
     "AsyncCoastyCallbackHandler",
     "CoastyCallbackHandler",
     "CoastyEventPayload",
-    "event_payload",
+    "coasty_payload",
 ]
 
 COASTY_EVENT = "coasty_event"
@@ -98,6 +98,17 @@ def event_payload(event: RunEvent, *, run_id: str, machine_id: str | None) -> Co
         type=str(event.type),
         data=_trim(data),
     )
+
+
+def coasty_payload(chunk: Any) -> CoastyEventPayload | None:
+    """The Coasty event in a LangGraph custom-stream chunk (None when it is not one)."""
+    if isinstance(chunk, Mapping):
+        inner = chunk.get(COASTY_EVENT)
+        if isinstance(inner, dict):
+            return cast(CoastyEventPayload, inner)
+        if "type" in chunk and "seq" in chunk and isinstance(chunk, dict):
+            return cast(CoastyEventPayload, chunk)
+    return None
 
 
 class EventDispatcher:

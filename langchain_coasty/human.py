@@ -26,16 +26,17 @@ from typing import Any, Literal, NotRequired, TypeAlias
 from typing_extensions import TypedDict
 
 __all__ = [
-    "TOOL_NAME",
+    "AnswerValue",
     "AwaitingHumanPolicy",
     "HumanAnswer",
     "HumanDecision",
     "PauseRequest",
-    "build_pause_request",
     "parse_answer",
+    "question_of",
 ]
 
-TOOL_NAME = "coasty_computer"
+DEFAULT_ACTION_NAME = "coasty_computer"
+"""The action name of a pause raised outside a tool (a tool pauses under its own name)."""
 MAX_NOTE = 2000
 
 
@@ -80,6 +81,7 @@ class HumanAnswer:
 
 def build_pause_request(
     *,
+    action_name: str = DEFAULT_ACTION_NAME,
     task: str,
     machine_id: str | None,
     run_id: str,
@@ -99,13 +101,13 @@ def build_pause_request(
     return {
         "action_requests": [
             {
-                "name": TOOL_NAME,
+                "name": action_name,
                 "args": {"task": task[:MAX_NOTE], "machine_id": machine_id},
                 "description": description,
             }
         ],
         "review_configs": [
-            {"action_name": TOOL_NAME, "allowed_decisions": ["respond", "approve", "reject"]}
+            {"action_name": action_name, "allowed_decisions": ["respond", "approve", "reject"]}
         ],
         "coasty": {
             "run_id": run_id,
@@ -118,6 +120,15 @@ def build_pause_request(
             "seq": seq,
         },
     }
+
+
+def pause_run_id(interrupt_value: Any) -> str | None:
+    """The Coasty run a pause payload is about (None when the value is not a Coasty pause)."""
+    if isinstance(interrupt_value, Mapping):
+        block = interrupt_value.get("coasty")
+        if isinstance(block, Mapping) and isinstance(block.get("run_id"), str):
+            return str(block["run_id"])
+    return None
 
 
 def parse_answer(answer: Any) -> HumanAnswer:
@@ -138,9 +149,7 @@ def parse_answer(answer: Any) -> HumanAnswer:
             message = decision.get("message")
             if message is not None and not isinstance(message, str):
                 raise ValueError(_bad(answer, "a decision's message must be a string"))
-            if kind == "respond":
-                return HumanAnswer("resume", _note(message))
-            if kind == "approve":
+            if kind in ("respond", "approve"):
                 return HumanAnswer("resume", _note(message))
             if kind == "reject":
                 return HumanAnswer("cancel", _note(message))
@@ -156,9 +165,17 @@ def parse_answer(answer: Any) -> HumanAnswer:
     raise ValueError(_bad(answer, "unsupported answer type"))
 
 
-def answer_schema() -> Any:
-    """A pydantic ``TypeAdapter`` target describing every accepted answer form."""
-    return AnswerValue
+def question_of(interrupt_value: Any) -> str:
+    """The Coasty agent's question in a pause payload (what ``build_pause_request`` wrote)."""
+    if isinstance(interrupt_value, Mapping):
+        block = interrupt_value.get("coasty") or {}
+        for text in (block.get("question"), block.get("reason")):
+            if text:
+                return str(text)
+        requests = interrupt_value.get("action_requests") or [{}]
+        if requests[0].get("description"):
+            return str(requests[0]["description"])
+    return str(interrupt_value)
 
 
 def _note(value: str | None) -> str | None:

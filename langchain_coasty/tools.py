@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from collections.abc import Iterator
+from contextlib import aclosing, contextmanager
+from typing import Annotated, Any, ClassVar, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.runnables import ensure_config
 from langchain_core.tools import BaseTool, BaseToolkit, InjectedToolArg, ToolException
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from langchain_coasty.client import APIStatusError, CoastyError, ConflictError, Run
-from langchain_coasty.runnable import (
-    CoastyInput,
-    CoastySettings,
-    RunSession,
-    achild_callbacks,
-    child_callbacks,
-)
+from langchain_coasty._engine.drivers import drive_async, drive_sync
+from langchain_coasty._engine.session import FollowedRun, RunSession
+from langchain_coasty._engine.settings import CoastySettings
+from langchain_coasty._engine.steps import call_steps, stream_steps
+from langchain_coasty.client import APIStatusError, CoastyError, ConflictError, Run, RunStatus
 
 __all__ = [
     "CoastyCancelRunTool",
@@ -152,26 +151,23 @@ class CoastyComputerTool(_CoastyTool):
             )
         return self
 
-    def _input(self, task: str, machine_id: str | None, instructions: str | None) -> CoastyInput:
-        given: dict[str, Any] = {"task": task}
-        if machine_id and self.machine_id is None:
-            given["machine_id"] = machine_id
-        if instructions:
-            given["instructions"] = (
-                f"{self.instructions}\n\n{instructions}" if self.instructions else instructions
-            )
-        return given
-
     def _session(
         self, task: str, machine_id: str | None, instructions: str | None, runtime: Any
     ) -> RunSession:
+        given: dict[str, Any] = {"task": task}
+        if machine_id and self.machine_id is None:
+            given["machine_id"] = machine_id
         # Only input problems become tool errors here: an invalid answer to a pause must
         # reach LangGraph untouched so that the interrupt can be answered again.
-        try:
-            given = self._input(task, machine_id, instructions)
-            return RunSession(self, given, ensure_config(), runtime=runtime)
-        except (CoastyError, ValueError) as exc:
-            raise _tool_error(exc) from exc
+        with _tool_errors(ValueError):
+            return RunSession.for_call(
+                self,
+                given,
+                ensure_config(),
+                runtime=runtime,
+                action_name=self.name,
+                extra_instructions=instructions,
+            )
 
     def _run(
         self,
@@ -182,11 +178,11 @@ class CoastyComputerTool(_CoastyTool):
         run_manager: CallbackManagerForToolRun | None = None,
     ) -> tuple[str, Run]:
         session = self._session(task, machine_id, instructions, runtime)
-        try:
-            for _ in session.follow(self.get_client(), child_callbacks(run_manager)):
+        callbacks = run_manager.get_child() if run_manager else None
+        with _tool_errors():
+            for _ in drive_sync(session, call_steps(session), self.get_client(), callbacks):
                 pass
-        except CoastyError as exc:
-            raise _tool_error(exc) from exc
+        assert session.result is not None
         return run_result(session.result)
 
     async def _arun(
@@ -198,16 +194,40 @@ class CoastyComputerTool(_CoastyTool):
         run_manager: AsyncCallbackManagerForToolRun | None = None,
     ) -> tuple[str, Run]:
         session = self._session(task, machine_id, instructions, runtime)
-        try:
+        callbacks = run_manager.get_child() if run_manager else None
+        with _tool_errors():
             client = self.get_async_client()
-            async for _ in session.afollow(client, achild_callbacks(run_manager)):
-                pass
-        except CoastyError as exc:
-            raise _tool_error(exc) from exc
+            follow = drive_async(session, call_steps(session), client, callbacks)
+            async with aclosing(follow) as events:
+                async for _ in events:
+                    pass
+        assert session.result is not None
         return run_result(session.result)
 
 
-class CoastyGetRunTool(_CoastyTool):
+class _RunByIdTool(_CoastyTool):
+    """Shared base of the tools that call one ``client.runs`` method with a run id."""
+
+    args_schema: Any = RunIdInput
+    verb: ClassVar[Literal["get", "cancel"]]
+    prefix: ClassVar[str] = ""
+
+    def _run(
+        self, run_id: str, run_manager: CallbackManagerForToolRun | None = None
+    ) -> tuple[str, Run]:
+        with _tool_errors():
+            run: Run = getattr(self.get_client().runs, self.verb)(run_id)
+        return self.prefix + describe_run(run), run
+
+    async def _arun(
+        self, run_id: str, run_manager: AsyncCallbackManagerForToolRun | None = None
+    ) -> tuple[str, Run]:
+        with _tool_errors():
+            run: Run = await getattr(self.get_async_client().runs, self.verb)(run_id)
+        return self.prefix + describe_run(run), run
+
+
+class CoastyGetRunTool(_RunByIdTool):
     """Looks up a Coasty run: status, progress, cost, result.
 
     Setup:
@@ -216,7 +236,9 @@ class CoastyGetRunTool(_CoastyTool):
     Instantiation:
         .. code-block:: python
 
-            get_run = CoastyToolkit(machine_id="m-123").get_tools()[1]
+            from langchain_coasty import CoastyGetRunTool
+
+            get_run = CoastyGetRunTool()
 
     Invocation:
         .. code-block:: python
@@ -226,28 +248,10 @@ class CoastyGetRunTool(_CoastyTool):
 
     name: str = "coasty_get_run"
     description: str = "Get the current status, progress, cost and result of a Coasty run."
-    args_schema: Any = RunIdInput
-
-    def _run(
-        self, run_id: str, run_manager: CallbackManagerForToolRun | None = None
-    ) -> tuple[str, Run]:
-        try:
-            run = self.get_client().runs.get(run_id)
-        except CoastyError as exc:
-            raise _tool_error(exc) from exc
-        return describe_run(run), run
-
-    async def _arun(
-        self, run_id: str, run_manager: AsyncCallbackManagerForToolRun | None = None
-    ) -> tuple[str, Run]:
-        try:
-            run = await self.get_async_client().runs.get(run_id)
-        except CoastyError as exc:
-            raise _tool_error(exc) from exc
-        return describe_run(run), run
+    verb: ClassVar[Literal["get", "cancel"]] = "get"
 
 
-class CoastyCancelRunTool(_CoastyTool):
+class CoastyCancelRunTool(_RunByIdTool):
     """Stops a Coasty run (queued, running or paused); billing stops with it.
 
     Setup:
@@ -256,7 +260,9 @@ class CoastyCancelRunTool(_CoastyTool):
     Instantiation:
         .. code-block:: python
 
-            cancel_run = CoastyToolkit(machine_id="m-123").get_tools()[3]
+            from langchain_coasty import CoastyCancelRunTool
+
+            cancel_run = CoastyCancelRunTool()
 
     Invocation:
         .. code-block:: python
@@ -266,25 +272,8 @@ class CoastyCancelRunTool(_CoastyTool):
 
     name: str = "coasty_cancel_run"
     description: str = "Cancel a Coasty run that is queued, running or waiting for an answer."
-    args_schema: Any = RunIdInput
-
-    def _run(
-        self, run_id: str, run_manager: CallbackManagerForToolRun | None = None
-    ) -> tuple[str, Run]:
-        try:
-            run = self.get_client().runs.cancel(run_id)
-        except CoastyError as exc:
-            raise _tool_error(exc) from exc
-        return f"Cancelled. {describe_run(run)}", run
-
-    async def _arun(
-        self, run_id: str, run_manager: AsyncCallbackManagerForToolRun | None = None
-    ) -> tuple[str, Run]:
-        try:
-            run = await self.get_async_client().runs.cancel(run_id)
-        except CoastyError as exc:
-            raise _tool_error(exc) from exc
-        return f"Cancelled. {describe_run(run)}", run
+    verb: ClassVar[Literal["get", "cancel"]] = "cancel"
+    prefix: ClassVar[str] = "Cancelled. "
 
 
 class CoastyResumeRunTool(_CoastyTool):
@@ -296,7 +285,9 @@ class CoastyResumeRunTool(_CoastyTool):
     Instantiation:
         .. code-block:: python
 
-            resume_run = CoastyToolkit(machine_id="m-123").get_tools()[2]
+            from langchain_coasty import CoastyResumeRunTool
+
+            resume_run = CoastyResumeRunTool()
 
     Invocation:
         .. code-block:: python
@@ -322,15 +313,13 @@ class CoastyResumeRunTool(_CoastyTool):
         run_manager: CallbackManagerForToolRun | None = None,
     ) -> tuple[str, Run]:
         client = self.get_client()
-        try:
+        session = self._follower()
+        callbacks = run_manager.get_child() if run_manager else None
+        with _tool_errors(), _not_paused(run_id):
             run = client.runs.resume(run_id, note=note)
-            session = RunSession(self._returning(), "", ensure_config(), allow_create=False)
-            for _ in session.follow_existing(client, run, child_callbacks(run_manager)):
+            for _ in drive_sync(session, stream_steps(session, run), client, callbacks):
                 pass
-        except ConflictError as exc:
-            raise ToolException(_not_paused(run_id, exc)) from exc
-        except CoastyError as exc:
-            raise _tool_error(exc) from exc
+        assert session.result is not None
         return run_result(session.result)
 
     async def _arun(
@@ -340,25 +329,24 @@ class CoastyResumeRunTool(_CoastyTool):
         run_manager: AsyncCallbackManagerForToolRun | None = None,
     ) -> tuple[str, Run]:
         client = self.get_async_client()
-        try:
+        session = self._follower()
+        callbacks = run_manager.get_child() if run_manager else None
+        with _tool_errors(), _not_paused(run_id):
             run = await client.runs.resume(run_id, note=note)
-            session = RunSession(self._returning(), "", ensure_config(), allow_create=False)
-            async for _ in session.afollow_existing(client, run, achild_callbacks(run_manager)):
-                pass
-        except ConflictError as exc:
-            raise ToolException(_not_paused(run_id, exc)) from exc
-        except CoastyError as exc:
-            raise _tool_error(exc) from exc
+            follow = drive_async(session, stream_steps(session, run), client, callbacks)
+            async with aclosing(follow) as events:
+                async for _ in events:
+                    pass
+        assert session.result is not None
         return run_result(session.result)
 
-    def _returning(self) -> CoastySettings:
+    def _follower(self) -> RunSession:
+        """A session that hands a further pause back (unless the policy is a callable)."""
+        settings: CoastySettings = self
         if self.on_awaiting_human in ("interrupt", "return"):
-            settings = self.settings_dict()
-            settings["on_awaiting_human"] = "return"
-            # Share this tool's clients (and so their connection pools).
-            settings["client"] = self.client or self.get_client()
-            return CoastySettings(**settings)
-        return self
+            settings = CoastySettings(**{**self.settings_dict(), "on_awaiting_human": "return"})
+            self.share_clients_with(settings)
+        return RunSession.for_existing(settings, ensure_config(), action_name=self.name)
 
 
 class CoastyToolkit(BaseToolkit, CoastySettings):
@@ -391,16 +379,19 @@ class CoastyToolkit(BaseToolkit, CoastySettings):
     model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
 
     def get_tools(self) -> list[BaseTool]:
-        """The four tools, sharing this toolkit's settings and clients."""
+        """The four tools, sharing this toolkit's settings and clients (sync and async)."""
         settings = self.settings_dict()
         if settings["client"] is None:
             settings["client"] = self.get_client()
-        return [
+        tools: list[_CoastyTool] = [
             CoastyComputerTool(**settings),
             CoastyGetRunTool(**settings),
             CoastyResumeRunTool(**settings),
             CoastyCancelRunTool(**settings),
         ]
+        for tool in tools:
+            self.share_clients_with(tool)
+        return list(tools)
 
 
 # --- what the LLM reads -----------------------------------------------------------------
@@ -408,10 +399,10 @@ class CoastyToolkit(BaseToolkit, CoastySettings):
 
 def describe_run(run: Run) -> str:
     """One compact paragraph about a run."""
-    parts = [f"Coasty run {run.id} is {run.status.value}"]
+    parts = [f"Coasty run {run.id} is {RunStatus(run.status).value}"]
     parts.append(f"after {run.steps_completed} steps (cost ${run.cost_usd:.2f})")
     text = " ".join(parts) + "."
-    if run.status.value == "awaiting_human" and run.awaiting_human_reason:
+    if run.status == RunStatus.AWAITING_HUMAN and run.awaiting_human_reason:
         text += f" It is waiting for a person: {run.awaiting_human_reason}."
     if run.result:
         text += f" Result: {_short(run.result)}"
@@ -420,14 +411,13 @@ def describe_run(run: Run) -> str:
     return text
 
 
-def run_result(run: Run) -> tuple[str, Run]:
+def run_result(run: FollowedRun) -> tuple[str, Run]:
     """Content and artifact for a followed run; raise ``ToolException`` when it did not succeed."""
-    extra = run.model_extra or {}
-    reason = extra.get("stop_reason")
-    note = extra.get("stop_note")
+    reason, note = run.stop_reason, run.stop_note
+    status = RunStatus(run.status)
     cost = f"${run.cost_usd:.2f}"
-    if reason == "awaiting_human" and run.status.value == "awaiting_human":
-        question = _last_question(extra.get("event_log") or []) or run.awaiting_human_reason
+    if reason == "awaiting_human" and status == RunStatus.AWAITING_HUMAN:
+        question = _last_question(run.event_log) or run.awaiting_human_reason
         question = (question or "see the run").rstrip(".")
         return (
             f"Coasty run {run.id} is paused and needs an answer: {question}. "
@@ -436,13 +426,13 @@ def run_result(run: Run) -> tuple[str, Run]:
             f'(run_id="{run.id}").',
             run,
         )
-    if reason == "budget_exceeded" and run.status.value == "cancelled":
+    if reason == "budget_exceeded" and status == RunStatus.CANCELLED:
         return (
             f"Coasty run {run.id} {note}; the run was cancelled after {run.steps_completed} "
             f"steps." + (f" Partial result: {_short(run.result)}" if run.result else ""),
             run,
         )
-    if run.status.value == "succeeded":
+    if status == RunStatus.SUCCEEDED:
         result = _short(run.result) if run.result else "(no result data)"
         return (
             f"Coasty run {run.id} succeeded in {run.steps_completed} steps ({cost}). "
@@ -450,9 +440,9 @@ def run_result(run: Run) -> tuple[str, Run]:
             run,
         )
     error = run.error or {}
-    code = error.get("code") or run.status.value.upper()
+    code = error.get("code") or status.value.upper()
     message = error.get("message") or note or ""
-    text = f"Coasty run {run.id} {run.status.value} after {run.steps_completed} steps ({cost})"
+    text = f"Coasty run {run.id} {status.value} after {run.steps_completed} steps ({cost})"
     text += f": {code}" + (f": {message}" if message else "")
     if note and note not in text:
         text += f" ({note})"
@@ -472,11 +462,28 @@ def _tool_error(exc: Exception) -> ToolException:
     return ToolException(f"Coasty error: {exc}")
 
 
-def _not_paused(run_id: str, exc: ConflictError) -> str:
-    return (
-        f"Coasty run {run_id} is not waiting for an answer ({exc.code}: {exc.message}). "
-        "Use coasty_get_run to see its status."
-    )
+@contextmanager
+def _tool_errors(*also: type[Exception]) -> Iterator[None]:
+    """Turn Coasty errors (and ``also``) into ``ToolException``s; interrupts pass untouched."""
+    caught: tuple[type[Exception], ...] = (CoastyError, *also)
+    try:
+        yield
+    except ToolException:
+        raise
+    except caught as exc:
+        raise _tool_error(exc) from exc
+
+
+@contextmanager
+def _not_paused(run_id: str) -> Iterator[None]:
+    """Say so when a resume finds the run not waiting for an answer."""
+    try:
+        yield
+    except ConflictError as exc:
+        raise ToolException(
+            f"Coasty run {run_id} is not waiting for an answer ({exc.code}: {exc.message}). "
+            "Use coasty_get_run to see its status."
+        ) from exc
 
 
 def _short(value: Any) -> str:

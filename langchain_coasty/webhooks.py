@@ -1,4 +1,4 @@
-"""Verify and parse Coasty webhook deliveries.
+"""Verify and parse Coasty webhook deliveries, with a secret you kept or the run's own.
 
 Coasty signs each delivery with `Coasty-Signature: t=<unix>,v1=<hex>` (the legacy
 `X-Coasty-Signature` header carries the same value), where the hex is
@@ -12,13 +12,26 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from langchain_coasty.client._models import Run
+from langchain_coasty._lru import BoundedDict
+from langchain_coasty.client import NotFoundError, Run
 
-__all__ = ["SIGNATURE_HEADERS", "WebhookEvent", "WebhookVerificationError", "verify_webhook"]
+if TYPE_CHECKING:
+    from langchain_coasty.client import AsyncCoastyClient, CoastyClient
+
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "SIGNATURE_HEADERS",
+    "WebhookEvent",
+    "WebhookVerificationError",
+    "averify_run_webhook",
+    "verify_run_webhook",
+    "verify_webhook",
+]
 
 SIGNATURE_HEADERS = ("Coasty-Signature", "X-Coasty-Signature")
 """Header names that carry the signature, current first."""
@@ -130,3 +143,75 @@ def verify_webhook(
         return WebhookEvent.model_validate(body)
     except ValidationError:
         raise WebhookVerificationError("The payload is not a Coasty webhook event") from None
+
+
+_secrets: BoundedDict[str, tuple[str, SecretStr]] = BoundedDict(4096)
+"""Signing secrets fetched so far, by idempotency key: (run id, secret)."""
+
+
+def _claimed_key(payload: bytes) -> tuple[str, str]:
+    """The (idempotency key, run id) an unverified delivery claims; only used to look up."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise WebhookVerificationError(
+            f"Webhook body is {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit"
+        )
+    try:
+        data = json.loads(payload)["data"]
+        key, run_id = data["metadata"]["idempotency_key"], data["id"]
+    except (ValueError, KeyError, TypeError):
+        raise WebhookVerificationError(
+            "The delivery names no run with an idempotency key in its metadata; "
+            "verify it with verify_webhook and the secret you kept"
+        ) from None
+    if not isinstance(key, str) or not isinstance(run_id, str):
+        raise WebhookVerificationError("The delivery's run metadata is malformed")
+    return key, run_id
+
+
+def _remember(key: str, run_id: str, result: Any) -> SecretStr:
+    if not isinstance(result, Mapping) or result.get("id") != run_id:
+        raise WebhookVerificationError("The idempotency key does not belong to this run")
+    secret = result.get("webhook_secret")
+    if not isinstance(secret, str) or not secret:
+        raise WebhookVerificationError("The run was created without a webhook_url")
+    value = SecretStr(secret)
+    _secrets.put(key, (run_id, value))
+    return value
+
+
+def _cached(key: str, run_id: str) -> SecretStr | None:
+    found = _secrets.get(key)
+    return found[1] if found is not None and found[0] == run_id else None
+
+
+def verify_run_webhook(
+    client: CoastyClient, payload: bytes, signature_header: str, *, tolerance: int = 300
+) -> WebhookEvent:
+    """``verify_webhook`` with the run's secret fetched from Coasty (no secret store needed).
+
+    The secret comes with the original create response, which ``GET /v1/idempotency/{key}``
+    returns for 24 h; the key is in the run's metadata. Raises ``WebhookVerificationError``.
+    """
+    key, run_id = _claimed_key(payload)
+    secret = _cached(key, run_id)
+    if secret is None:
+        try:
+            lookup: Callable[[str], Any] = client.idempotency.get
+            secret = _remember(key, run_id, lookup(key).result)
+        except NotFoundError:
+            raise WebhookVerificationError("No create with this idempotency key") from None
+    return verify_webhook(payload, signature_header, secret, tolerance=tolerance)
+
+
+async def averify_run_webhook(
+    client: AsyncCoastyClient, payload: bytes, signature_header: str, *, tolerance: int = 300
+) -> WebhookEvent:
+    """Async twin of ``verify_run_webhook``."""
+    key, run_id = _claimed_key(payload)
+    secret = _cached(key, run_id)
+    if secret is None:
+        try:
+            secret = _remember(key, run_id, (await client.idempotency.get(key)).result)
+        except NotFoundError:
+            raise WebhookVerificationError("No create with this idempotency key") from None
+    return verify_webhook(payload, signature_header, secret, tolerance=tolerance)

@@ -20,6 +20,6 @@ def sb(coasty_sandbox: Any) -> Any:
 @pytest.fixture(autouse=True)
 def _fresh_progress() -> None:
     """Each test starts with an empty in-process registry of followed runs."""
-    from langchain_coasty.runnable import PROGRESS
+    from langchain_coasty._engine.progress import DELIVERED_RUNS
 
-    PROGRESS.clear()
+    DELIVERED_RUNS.clear()

@@ -36,14 +36,14 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from langchain_coasty import CoastyComputerTool
-from langchain_coasty.demo import (
+from langchain_coasty.callbacks import coasty_payload
+from langchain_coasty.examples import (
     SYSTEM_PROMPT,
     ScriptedPlanner,
     chat_model_from_env,
-    coasty_payload,
     coasty_target,
-    question_of,
 )
+from langchain_coasty.human import question_of
 
 PAGE = Path(__file__).with_name("index.html")
 HEARTBEAT_SECONDS = 15.0

@@ -30,7 +30,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send
 
 from langchain_coasty import CoastyRunnable
-from langchain_coasty.demo import coasty_payload, coasty_target
+from langchain_coasty.callbacks import coasty_payload
+from langchain_coasty.examples import coasty_target
 
 JOBS = {
     "leads": "Open the CRM and export this week's new leads to a CSV file",

@@ -23,7 +23,12 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from langchain_coasty import CoastyCallbackHandler, CoastyComputerTool
-from langchain_coasty.demo import DEFAULT_TASK, ScriptedPlanner, chat_model_from_env, coasty_target
+from langchain_coasty.examples import (
+    DEFAULT_TASK,
+    ScriptedPlanner,
+    chat_model_from_env,
+    coasty_target,
+)
 
 
 class PrintProgress(CoastyCallbackHandler):

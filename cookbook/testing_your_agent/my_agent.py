@@ -19,7 +19,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from langchain_coasty import CoastyComputerTool
-from langchain_coasty.demo import ScriptedPlanner, coasty_payload, question_of
+from langchain_coasty.callbacks import coasty_payload
+from langchain_coasty.examples import ScriptedPlanner
+from langchain_coasty.human import question_of
 
 SYSTEM_PROMPT = "You file expense reports. Use coasty_computer for anything in a web portal."
 

@@ -38,7 +38,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from langchain_coasty import CoastyClient, WebhookVerificationError, verify_webhook
-from langchain_coasty.demo import coasty_target
+from langchain_coasty.examples import coasty_target
 from langchain_coasty.webhooks import MAX_PAYLOAD_BYTES
 
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
@@ -136,6 +136,7 @@ class WebhookReceiver:
         self.graph: Any = None
         self.processed: set[str] = set()  # event ids
         self.stats = {"accepted": 0, "duplicates": 0, "rejected": 0, "ignored": 0}
+        self.deferred = 0  # deliveries that came before their run's secret; Coasty retries them
         self.deliveries: list[tuple[bytes, str]] = []  # accepted (body, signature), for replays
         self.finished: dict[str, threading.Event] = {}
         self._lock = threading.Lock()  # one graph step at a time, in delivery order
@@ -175,7 +176,12 @@ class WebhookReceiver:
             return self._reject("not a Coasty webhook")
         secret = self.secrets.get(run_id)
         if secret is None:
-            return self._reject("unknown run")
+            # Coasty may call back before the create response (and its secret) reached us:
+            # not a rejection, a "try again" (Coasty retries deliveries until a 2xx).
+            self.deferred += 1
+            return JSONResponse(
+                {"error": "unknown run, retry later"}, status_code=503, headers={"Retry-After": "1"}
+            )
         try:
             event = verify_webhook(body, signature, secret)
         except WebhookVerificationError as exc:

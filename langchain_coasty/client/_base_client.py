@@ -332,6 +332,11 @@ class _BaseClient(Generic[_Http]):
             max_connections=self.max_connections, max_keepalive_connections=keepalive
         )
 
+    @property
+    def is_closed(self) -> bool:
+        """Whether the client's connections are closed (``close()`` was called)."""
+        return bool(self._http.is_closed)
+
     def _url(self, path: str) -> str:
         return f"{self.base_url}{path}"
 

@@ -5,6 +5,7 @@ CoastyError                         every error this package raises
 ├── InvalidRequestError (ValueError) rejected client-side, before any request is sent
 ├── APIConnectionError              no usable response (connect, read, protocol errors)
 │   └── APITimeoutError             the request (or a local wait) timed out
+│       └── IdleTimeoutError        no event on a run's stream within its idle_timeout
 └── APIStatusError                  the server answered with an error envelope
     ├── BadRequestError             400
     ├── AuthenticationError         401
@@ -42,6 +43,7 @@ __all__ = [
     "ConflictError",
     "IdempotencyInFlightError",
     "IdempotencyKeyReusedError",
+    "IdleTimeoutError",
     "InsufficientCreditsError",
     "InternalServerError",
     "InvalidRequestError",
@@ -88,6 +90,10 @@ class APITimeoutError(APIConnectionError):
 
     def __init__(self, message: str = "Request to Coasty timed out.") -> None:
         super().__init__(message)
+
+
+class IdleTimeoutError(APITimeoutError):
+    """No event arrived on a run's event stream within the stream's ``idle_timeout``."""
 
 
 class APIStatusError(CoastyError):

@@ -54,6 +54,7 @@ _LIMITS: dict[str, str] = {
     "after": "an integer >= 0",
     "max_retries": "an integer >= 0",
     "timeout": "a positive number of seconds up to 1000000, or None",
+    "idle_timeout": "a positive number of seconds up to 1000000, or None",
     "stream_read_timeout": "a positive number of seconds up to 1000000",
     "max_connections": "an integer >= 1, or None",
     "api_key": "a Coasty key (sk-coasty-live-... or sk-coasty-test-...): visible ASCII only",

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 import httpx
 
 from langchain_coasty.client import _base_client
-from langchain_coasty.client._base_client import _BaseClient, _parse
+from langchain_coasty.client._base_client import _parse
 from langchain_coasty.client._errors import APITimeoutError
 from langchain_coasty.client._models import (
     CreateResult,
@@ -39,7 +39,58 @@ from langchain_coasty.client._params import (
 from langchain_coasty.client._stream import AsyncEventStream, EventStream, StreamConfig
 
 if TYPE_CHECKING:
-    from langchain_coasty.client._client import AsyncCoastyClient, CoastyClient
+    from collections.abc import Mapping
+
+    from langchain_coasty.client._base_client import _Resend
+    from langchain_coasty.client._retry import RetryPolicy
+
+
+class _ClientCore(Protocol):
+    """What every resource reads from its client (both twins have it)."""
+
+    timeout: float
+    stream_read_timeout: float
+    _policy: RetryPolicy
+
+    @property
+    def _secrets(self) -> tuple[str, ...]: ...
+    def _url(self, path: str) -> str: ...
+    def _headers(self) -> dict[str, str]: ...
+
+
+class _SyncClient(_ClientCore, Protocol):
+    """The sync client's I/O loops, as its resources call them."""
+
+    def _pool(self, route: str) -> httpx.Client: ...
+    def _create(self, body: dict[str, Any], key: str) -> CreateResult: ...
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: object = None,
+        params: Mapping[str, Any] | None = None,
+        resend: _Resend = "always",
+        route: str | None = None,
+    ) -> httpx.Response: ...
+
+
+class _AsyncClient(_ClientCore, Protocol):
+    """The async client's I/O loops, as its resources call them."""
+
+    def _pool(self, route: str) -> httpx.AsyncClient: ...
+    async def _create(self, body: dict[str, Any], key: str) -> CreateResult: ...
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: object = None,
+        params: Mapping[str, Any] | None = None,
+        resend: _Resend = "always",
+        route: str | None = None,
+    ) -> httpx.Response: ...
+
 
 __all__ = ["AsyncIdempotency", "AsyncMachines", "AsyncRuns", "Idempotency", "Machines", "Runs"]
 
@@ -48,7 +99,7 @@ def _run_path(run_id: str, suffix: str = "") -> str:
     return f"/v1/runs/{quote(check_run_id(run_id), safe='')}{suffix}"
 
 
-def _stream_config(client: _BaseClient[Any], run_id: str) -> StreamConfig:
+def _stream_config(client: _ClientCore, run_id: str) -> StreamConfig:
     return StreamConfig(
         url=client._url(_run_path(run_id, "/events")),
         headers=client._headers(),
@@ -91,7 +142,7 @@ class _Wait:
 class Runs:
     """`client.runs`: create, get, list, events, cancel, resume, wait."""
 
-    def __init__(self, client: CoastyClient) -> None:
+    def __init__(self, client: _SyncClient) -> None:
         self._client = client
 
     def create(
@@ -125,11 +176,24 @@ class Runs:
         params = check_list_params(status, limit)
         return _parse(RunsPage, self._client._request("GET", "/v1/runs", params=params))
 
-    def events(self, run_id: str, after: int = 0) -> EventStream:
-        """Follow a run's events, exactly once and in order, until `done`."""
-        return self._stream(run_id, after=after)
+    def events(
+        self, run_id: str, after: int = 0, *, idle_timeout: float | None = None
+    ) -> EventStream:
+        """Follow a run's events, exactly once and in order, until `done`.
 
-    def _stream(self, run_id: str, *, after: int = 0, deadline: float | None = None) -> EventStream:
+        With `idle_timeout`, `IdleTimeoutError` when no event comes for that many seconds.
+        """
+        check_seconds("idle_timeout", idle_timeout, optional=True)
+        return self._stream(run_id, after=after, idle_timeout=idle_timeout)
+
+    def _stream(
+        self,
+        run_id: str,
+        *,
+        after: int = 0,
+        deadline: float | None = None,
+        idle_timeout: float | None = None,
+    ) -> EventStream:
         """The stream of `events` and `wait`, which also gives it a deadline."""
         config = _stream_config(self._client, run_id)  # checks run_id before a pool hashes it
         return EventStream(
@@ -137,6 +201,7 @@ class Runs:
             config,
             after=check_after(after),
             deadline=deadline,
+            idle_timeout=idle_timeout,
             sleep=_base_client._sleep,
             finished=lambda: self.get(run_id).is_terminal,
         )
@@ -174,7 +239,7 @@ class Runs:
 class Idempotency:
     """`client.idempotency`: collect a lost result by its Idempotency-Key."""
 
-    def __init__(self, client: CoastyClient) -> None:
+    def __init__(self, client: _SyncClient) -> None:
         self._client = client
 
     def get(self, key: str) -> IdempotencyLookup:
@@ -186,7 +251,7 @@ class Idempotency:
 class Machines:
     """`client.machines`: the machines runs can target."""
 
-    def __init__(self, client: CoastyClient) -> None:
+    def __init__(self, client: _SyncClient) -> None:
         self._client = client
 
     def list(self, limit: int = 50) -> MachinesPage:
@@ -201,7 +266,7 @@ class Machines:
 class AsyncRuns:
     """`client.runs` of the async client."""
 
-    def __init__(self, client: AsyncCoastyClient) -> None:
+    def __init__(self, client: _AsyncClient) -> None:
         self._client = client
 
     async def create(
@@ -236,12 +301,20 @@ class AsyncRuns:
         params = check_list_params(status, limit)
         return _parse(RunsPage, await self._client._request("GET", "/v1/runs", params=params))
 
-    def events(self, run_id: str, after: int = 0) -> AsyncEventStream:
-        """Follow a run's events, exactly once and in order, until `done`."""
-        return self._stream(run_id, after=after)
+    def events(
+        self, run_id: str, after: int = 0, *, idle_timeout: float | None = None
+    ) -> AsyncEventStream:
+        """Follow a run's events, exactly once and in order, until `done` (see `Runs.events`)."""
+        check_seconds("idle_timeout", idle_timeout, optional=True)
+        return self._stream(run_id, after=after, idle_timeout=idle_timeout)
 
     def _stream(
-        self, run_id: str, *, after: int = 0, deadline: float | None = None
+        self,
+        run_id: str,
+        *,
+        after: int = 0,
+        deadline: float | None = None,
+        idle_timeout: float | None = None,
     ) -> AsyncEventStream:
         """The stream of `events` and `wait`, which also gives it a deadline."""
         config = _stream_config(self._client, run_id)  # checks run_id before a pool hashes it
@@ -254,6 +327,7 @@ class AsyncRuns:
             config,
             after=check_after(after),
             deadline=deadline,
+            idle_timeout=idle_timeout,
             sleep=_base_client._asleep,
             finished=finished,
         )
@@ -294,7 +368,7 @@ class AsyncRuns:
 class AsyncIdempotency:
     """`client.idempotency` of the async client."""
 
-    def __init__(self, client: AsyncCoastyClient) -> None:
+    def __init__(self, client: _AsyncClient) -> None:
         self._client = client
 
     async def get(self, key: str) -> IdempotencyLookup:
@@ -306,7 +380,7 @@ class AsyncIdempotency:
 class AsyncMachines:
     """`client.machines` of the async client."""
 
-    def __init__(self, client: AsyncCoastyClient) -> None:
+    def __init__(self, client: _AsyncClient) -> None:
         self._client = client
 
     async def list(self, limit: int = 50) -> MachinesPage:

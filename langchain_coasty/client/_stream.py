@@ -4,6 +4,13 @@ One cursor (the last delivered `seq`) is all the state kept, so memory stays fla
 number of events. A stream only ends at `done`: a clean EOF, a cut connection, a read timeout
 or a garbled frame before it means "reconnect with Last-Event-ID", within a budget of
 reconnects without progress that resets whenever a new event arrives.
+
+Two local bounds, checked on every frame (heartbeats included) and between connections, and
+each capping the read timeout of the next connection so that a silent socket cannot outlast
+them: a `deadline` (absolute, `runs.wait`) and an `idle_timeout` (no event for that long,
+`IdleTimeoutError`; its deadline moves with every event). A read started just before an
+event moved the idle deadline ends within one read timeout, so the idle error comes at most
+one `idle_timeout` late.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from httpx_sse import EventSource, ServerSentEvent
+from httpx_sse import ServerSentEvent
 
 from langchain_coasty.client._base_client import _connection_error
 from langchain_coasty.client._errors import (
@@ -26,10 +33,12 @@ from langchain_coasty.client._errors import (
     APIStatusError,
     APITimeoutError,
     CoastyError,
+    IdleTimeoutError,
     status_error_from_response,
 )
 from langchain_coasty.client._models import RunEvent
 from langchain_coasty.client._retry import RetryPolicy
+from langchain_coasty.client._sse import Heartbeat, LineSplitter, SSEDecoder
 
 __all__ = ["AsyncEventStream", "EventStream", "StreamConfig"]
 
@@ -114,10 +123,18 @@ class _Cursor:
 class _StreamBase:
     """Request building and failure bookkeeping shared by the sync and async streams."""
 
-    def __init__(self, config: StreamConfig, after: int, deadline: float | None) -> None:
+    def __init__(
+        self,
+        config: StreamConfig,
+        after: int,
+        deadline: float | None,
+        idle_timeout: float | None = None,
+    ) -> None:
         self._config = config
         self._cursor = _Cursor(after)
         self._deadline = deadline
+        self._idle_timeout = idle_timeout
+        self._idle_deadline: float | None = None
         self._failures = 0
         self._retry_after: float | None = None
         self.reconnects = 0
@@ -137,8 +154,9 @@ class _StreamBase:
         if self.last_seq > 0:
             headers["Last-Event-ID"] = str(self.last_seq)
         timeout = self._config.timeout
-        if self._deadline is not None:
-            remaining = max(self._deadline - time.monotonic(), 0.01)
+        bounds = [d for d in (self._deadline, self._idle_deadline) if d is not None]
+        if bounds:
+            remaining = max(min(bounds) - time.monotonic(), 0.01)
             read = timeout.read if timeout.read is not None else remaining
             timeout = httpx.Timeout(
                 connect=timeout.connect,
@@ -149,13 +167,21 @@ class _StreamBase:
         return {"headers": headers, "timeout": timeout}
 
     def _check_deadline(self) -> None:
-        if self._deadline is not None and time.monotonic() >= self._deadline:
+        now = time.monotonic()
+        if self._deadline is not None and now >= self._deadline:
             error = APITimeoutError(
                 f"Gave up waiting for the events of run {self._config.run_id} after the "
                 f"deadline (last seq {self.last_seq})."
             )
             error.run_id = self._config.run_id
             raise error
+        if self._idle_deadline is not None and now >= self._idle_deadline:
+            idle = IdleTimeoutError(
+                f"No event from run {self._config.run_id} for {self._idle_timeout:g} s "
+                f"(last seq {self.last_seq}); the run may still be going on the server."
+            )
+            idle.run_id = self._config.run_id
+            raise idle
 
     def _status_failure(self, response: httpx.Response) -> CoastyError:
         error = status_error_from_response(response, secrets=self._config.secrets)
@@ -198,6 +224,11 @@ class _StreamBase:
     def _progress(self) -> None:
         self._failures = 0
 
+    def _awaited(self) -> None:
+        """The caller asks for the next event: the idle clock starts now (not at the last one)."""
+        if self._idle_timeout is not None:
+            self._idle_deadline = time.monotonic() + self._idle_timeout
+
 
 class EventStream(_StreamBase):
     """Iterator of a run's events; ends after `done`. Close it (or use `with`) to stop early."""
@@ -209,10 +240,11 @@ class EventStream(_StreamBase):
         *,
         after: int = 0,
         deadline: float | None = None,
+        idle_timeout: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         finished: Callable[[], bool] | None = None,
     ) -> None:
-        super().__init__(config, after, deadline)
+        super().__init__(config, after, deadline, idle_timeout)
         self._http = http
         self._sleep = sleep
         self._finished = finished
@@ -240,6 +272,7 @@ class EventStream(_StreamBase):
         self.close()
 
     def _iter_events(self) -> Generator[RunEvent, None, None]:
+        self._awaited()
         while True:
             self._check_deadline()
             error: CoastyError
@@ -254,16 +287,26 @@ class EventStream(_StreamBase):
                             error = bad_type
                         else:
                             frames = 0
-                            for sse in EventSource(response).iter_sse():
-                                frames += 1
-                                event = self._cursor.accept(sse)
-                                if event is None:
-                                    continue
-                                self._progress()
-                                yield event
-                                if event.type == "done":
-                                    return
-                                self._check_deadline()
+                            lines, decoder = LineSplitter(), SSEDecoder()
+                            for text in response.iter_text():
+                                for line in lines.feed(text):
+                                    sse = decoder.decode(line)
+                                    if sse is None:
+                                        continue
+                                    if isinstance(sse, Heartbeat):
+                                        self._check_deadline()
+                                        continue
+                                    frames += 1
+                                    event = self._cursor.accept(sse)
+                                    if event is None:
+                                        self._check_deadline()
+                                        continue
+                                    self._progress()
+                                    yield event
+                                    if event.type == "done":
+                                        return
+                                    self._awaited()
+                                    self._check_deadline()
                             # Nothing at all after the cursor on a finished run: `done` is
                             # already behind it (a caller resumed past the end).
                             if frames == 0 and self._finished is not None and self._finished():
@@ -288,10 +331,11 @@ class AsyncEventStream(_StreamBase):
         *,
         after: int = 0,
         deadline: float | None = None,
+        idle_timeout: float | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         finished: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
-        super().__init__(config, after, deadline)
+        super().__init__(config, after, deadline, idle_timeout)
         self._http = http
         self._sleep = sleep
         self._finished = finished
@@ -319,6 +363,7 @@ class AsyncEventStream(_StreamBase):
         await self.aclose()
 
     async def _iter_events(self) -> AsyncGenerator[RunEvent, None]:
+        self._awaited()
         while True:
             self._check_deadline()
             error: CoastyError
@@ -334,21 +379,31 @@ class AsyncEventStream(_StreamBase):
                         if bad_type is not None:
                             error = bad_type
                         else:
-                            frames = EventSource(response).aiter_sse()
+                            chunks = response.aiter_text()
                             count = 0
+                            lines, decoder = LineSplitter(), SSEDecoder()
                             try:
-                                async for sse in frames:
-                                    count += 1
-                                    event = self._cursor.accept(sse)
-                                    if event is None:
-                                        continue
-                                    self._progress()
-                                    yield event
-                                    if event.type == "done":
-                                        return
-                                    self._check_deadline()
+                                async for text in chunks:
+                                    for line in lines.feed(text):
+                                        sse = decoder.decode(line)
+                                        if sse is None:
+                                            continue
+                                        if isinstance(sse, Heartbeat):
+                                            self._check_deadline()
+                                            continue
+                                        count += 1
+                                        event = self._cursor.accept(sse)
+                                        if event is None:
+                                            self._check_deadline()
+                                            continue
+                                        self._progress()
+                                        yield event
+                                        if event.type == "done":
+                                            return
+                                        self._awaited()
+                                        self._check_deadline()
                             finally:
-                                await frames.aclose()
+                                await chunks.aclose()  # type: ignore[attr-defined]
                             if count == 0 and self._finished is not None and await self._finished():
                                 return
                             error = APIConnectionError("stream ended before the done event")

@@ -13,7 +13,7 @@ import types
 
 import pytest
 
-from langchain_coasty import demo
+from langchain_coasty import demo, examples
 from tests.cookbook.conftest import ROOT, offline_env, run_script
 
 TASK = "Sign in to the supplier portal and download the March invoice"
@@ -86,11 +86,11 @@ def test_a_missing_chat_model_package_is_a_message_not_a_crash(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "langchain_openai", None)  # makes the import fail
-    model, line = demo.chat_model_from_env({"OPENAI_API_KEY": "sk-x"})
+    model, line = examples.chat_model_from_env({"OPENAI_API_KEY": "sk-x"})
     assert model is None
     assert "OPENAI_API_KEY is set but langchain-openai is not installed" in line
     assert line.startswith("scripted planner")
-    model, line = demo.chat_model_from_env({})
+    model, line = examples.chat_model_from_env({})
     assert model is None and "no OPENAI_API_KEY or ANTHROPIC_API_KEY set" in line
 
 
@@ -102,13 +102,13 @@ def test_answers_typed_at_the_terminal() -> None:
 
 
 def test_a_configured_provider_is_used_and_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    class ChatAnthropic(demo.ScriptedPlanner):
+    class ChatAnthropic(examples.ScriptedPlanner):
         model: str = ""
 
     fake = types.ModuleType("langchain_anthropic")
     fake.ChatAnthropic = ChatAnthropic  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "langchain_anthropic", fake)
     env = {"ANTHROPIC_API_KEY": "sk-ant-x", "ANTHROPIC_MODEL": "claude-test"}
-    model, line = demo.chat_model_from_env(env)
+    model, line = examples.chat_model_from_env(env)
     assert isinstance(model, ChatAnthropic) and model.model == "claude-test"
     assert line == "real chat model: ChatAnthropic('claude-test') from langchain-anthropic"

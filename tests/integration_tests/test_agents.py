@@ -18,7 +18,7 @@ from langgraph.types import Command
 from typing_extensions import TypedDict
 
 from langchain_coasty import CoastyComputerTool, CoastyToolkit
-from langchain_coasty.runnable import PROGRESS
+from langchain_coasty._engine.progress import DELIVERED_RUNS
 
 from .conftest import (
     Recorder,
@@ -95,7 +95,7 @@ async def test_create_agent_happy_path(sb: Any, recorder: Recorder) -> None:
     assert message.status == "success"
     assert "succeeded" in message.content
     assert message.artifact.status == "succeeded"
-    assert message.artifact.model_extra["event_log"][-1]["type"] == "done"
+    assert message.artifact.event_log[-1]["type"] == "done"
     counters = sb.counters()
     assert counters["runs_created"] == 1
     assert_exactly_once(recorder.by_run())
@@ -275,7 +275,7 @@ def test_reexecution_in_a_fresh_process_replays_silently(sb: Any, recorder: Reco
     cfg = config("t-fresh", recorder)
     out = graph.invoke({"messages": [HumanMessage("go")]}, cfg)
     for answer in ("the work account", "yes"):
-        PROGRESS.clear()
+        DELIVERED_RUNS.clear()
         out = graph.invoke(Command(resume=answer), cfg)
     (message,) = last_tool_messages(out["messages"][:-1])
     assert message.status == "success"
@@ -443,7 +443,7 @@ def test_cost_budget_stops_the_run_and_says_why(sb: Any, recorder: Recorder) -> 
     (message,) = last_tool_messages(out["messages"][:-1])
     assert "stopped: cost budget $0.07 exceeded" in message.content
     assert message.artifact.status == "cancelled"
-    assert message.artifact.model_extra["stop_reason"] == "budget_exceeded"
+    assert message.artifact.stop_reason == "budget_exceeded"
     assert sb.counters()["cancels"] == 1
     assert_exactly_once(recorder.by_run())
 

@@ -94,9 +94,8 @@ def test_configurable_fields(sb: Any) -> None:
 def test_outside_a_graph_interrupt_falls_back_to_return(sb: Any) -> None:
     run = runnable(sb).invoke(LOGIN_TASK)
     assert run.status == "awaiting_human"
-    assert run.model_extra is not None
-    assert run.model_extra["stop_reason"] == "awaiting_human"
-    assert "not inside a LangGraph graph" in run.model_extra["stop_note"]
+    assert run.stop_reason == "awaiting_human"
+    assert "not inside a LangGraph graph" in run.stop_note
 
 
 def test_callable_policy_answers_pauses(sb: Any, recorder: Recorder) -> None:
@@ -121,8 +120,7 @@ async def test_async_callable_policy(sb: Any) -> None:
 
     run = await runnable(sb, on_awaiting_human=reject).ainvoke(LOGIN_TASK)
     assert run.status == "cancelled"
-    assert run.model_extra is not None
-    assert run.model_extra["stop_reason"] == "rejected"
+    assert run.stop_reason == "rejected"
 
 
 def test_async_callable_policy_on_the_sync_path_is_an_error(sb: Any) -> None:
@@ -157,8 +155,7 @@ async def test_idle_timeout_cancels_a_silent_run(sb: Any, use_async: bool) -> No
     task = "A long haul task"
     run = await coasty.ainvoke(task) if use_async else coasty.invoke(task)
     assert run.status == "cancelled"
-    assert run.model_extra is not None
-    assert run.model_extra["stop_reason"] == "idle_timeout"
+    assert run.stop_reason == "idle_timeout"
     assert sb.counters()["cancels"] == 1
 
 

@@ -134,8 +134,8 @@ async def test_durable_result_is_the_streaming_result(sb: Any) -> None:
     assert _normalise(durable.content) == _normalise(stream.content)
     for name in ("status", "steps_completed", "result", "credits_charged", "cost_cents"):
         assert getattr(durable.artifact, name) == getattr(stream.artifact, name), name
-    log = [e["type"] for e in durable.artifact.model_extra["event_log"]]
-    assert log == [e["type"] for e in stream.artifact.model_extra["event_log"]]
+    log = [e["type"] for e in durable.artifact.event_log]
+    assert log == [e["type"] for e in stream.artifact.event_log]
     assert isinstance(out["messages"][-1], AIMessage)
     assert sb.counters()["runs_created"] == 2
 

@@ -25,6 +25,6 @@ def test_tool_client_and_runnable_need_no_extras() -> None:
 
 
 def test_the_sandbox_without_its_extra_names_the_extra() -> None:
-    done = _run("from langchain_coasty import CoastySandbox\nCoastySandbox().start()")
+    done = _run("from langchain_coasty.sandbox import CoastySandbox\nCoastySandbox().start()")
     assert done.returncode != 0
     assert 'pip install "langchain-coasty[sandbox]"' in done.stderr

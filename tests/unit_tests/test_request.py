@@ -1,4 +1,4 @@
-"""CoastyRunnable / tools construction, request building and serialization (no network)."""
+"""Request building (settings + input -> one RunRequest), construction and serialization."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from langchain_core.load import dumpd, dumps
 
 from langchain_coasty import CoastyComputerTool, CoastyRunnable, CoastyToolkit
-from langchain_coasty.runnable import build_request
+from langchain_coasty._engine.request import build_request
 
 KEY = "sk-coasty-test-0123456789abcdef"
 

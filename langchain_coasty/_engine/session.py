@@ -1,0 +1,313 @@
+"""The bookkeeping of one followed run (no I/O) and its typed outcome, ``FollowedRun``.
+
+A ``RunSession`` knows what was delivered, which pauses were seen and answered, whether a
+budget was passed and why following stopped. The decisions that use it are in ``steps``
+and ``durable_steps``; the drivers carry them out.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+from pydantic import SecretStr
+
+from langchain_coasty._engine.progress import (
+    DELIVERED_RUNS,
+    RunProgress,
+    next_generation,
+)
+from langchain_coasty._engine.request import CoastyInput, RunPlan, build_request
+from langchain_coasty._graph import GraphContext, graph_context
+from langchain_coasty.callbacks import CoastyEventPayload, event_payload
+from langchain_coasty.client import Run, RunEvent
+from langchain_coasty.human import (
+    DEFAULT_ACTION_NAME,
+    AwaitingHumanPolicy,
+    HumanAnswer,
+    PauseRequest,
+    build_pause_request,
+    parse_answer,
+)
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+
+    from langchain_coasty._engine.settings import CoastySettings
+
+__all__ = ["FollowedRun", "Observation", "PauseAction", "RunSession", "StopReason"]
+
+StopReason: TypeAlias = Literal["budget_exceeded", "idle_timeout", "awaiting_human", "rejected"]
+"""Why following a run stopped before (or without) its end."""
+PauseAction: TypeAlias = Literal["interrupt", "no_checkpointer", "return", "fail", "call"]
+"""What a pause leads to (``RunSession.pause_action``)."""
+
+_LOG_SIZE = 100
+
+
+class FollowedRun(Run):
+    """The final ``Run`` of a followed call, with why following stopped and a compact log.
+
+    ``stop_reason`` is ``None`` when the run was followed to its end; otherwise one of
+    ``budget_exceeded``, ``idle_timeout``, ``awaiting_human``, ``rejected``, with
+    ``stop_note`` saying it in words. ``event_log`` holds the delivered events (seq, type
+    and a short detail), at most the last 100.
+    """
+
+    stop_reason: StopReason | None = None
+    stop_note: str | None = None
+    event_log: list[dict[str, Any]] = []
+
+
+@dataclass(slots=True)
+class Observation:
+    """What one event means for delivery."""
+
+    deliver: bool
+    """Deliver it (False while silently replaying what another process delivered)."""
+    pause: PauseRequest | None
+    """The pause request, when the event is an ``awaiting_human``."""
+    silent: bool
+    """The event belongs to a silent replay."""
+
+
+class RunSession:
+    """One followed run: what was delivered, paused, answered and why following stopped."""
+
+    def __init__(
+        self,
+        settings: CoastySettings,
+        plan: RunPlan | None,
+        ctx: GraphContext | None,
+        *,
+        config: RunnableConfig | None = None,
+        action_name: str = DEFAULT_ACTION_NAME,
+    ) -> None:
+        self.settings = settings
+        self.plan = plan
+        self.ctx = ctx
+        self.config: RunnableConfig = config or {}
+        self.action_name = action_name
+        self.run: Run | None = None
+        self.progress = RunProgress()
+        self.log: deque[dict[str, Any]] = deque(maxlen=_LOG_SIZE)
+        self.stop_reason: StopReason | None = None
+        self.stop_note: str | None = None
+        self.done = False
+        self.cancel_sent = False
+        self.generation = next_generation()
+        self.webhook_secret: SecretStr | None = None
+        self.result: FollowedRun | None = None
+        # An earlier execution of this call in this process (a ToolNode sibling still running
+        # in the background) delivers its own events: nothing to replay silently then.
+        self.earlier_execution_here = DELIVERED_RUNS.note_key(plan.key) if plan else True
+        self.silent_pauses = 0
+        """Pauses another process delivered and answered, replayed without delivering."""
+        self.pauses_seen = 0
+
+    @classmethod
+    def for_call(
+        cls,
+        settings: CoastySettings,
+        input: CoastyInput,
+        config: RunnableConfig | None,
+        *,
+        runtime: Any = None,
+        action_name: str = DEFAULT_ACTION_NAME,
+        extra_instructions: str | None = None,
+    ) -> RunSession:
+        """The session of a call that creates (or reattaches to) its run."""
+        ctx = graph_context(config, runtime)
+        plan = build_request(settings, input, ctx, extra_instructions=extra_instructions)
+        return cls(settings, plan, ctx, config=config, action_name=action_name)
+
+    @classmethod
+    def for_existing(
+        cls,
+        settings: CoastySettings,
+        config: RunnableConfig | None,
+        *,
+        action_name: str = DEFAULT_ACTION_NAME,
+    ) -> RunSession:
+        """The session of a call that follows a run created elsewhere (e.g. after a resume)."""
+        return cls(settings, None, graph_context(config), config=config, action_name=action_name)
+
+    @property
+    def policy(self) -> AwaitingHumanPolicy:
+        return self.plan.policy if self.plan else self.settings.on_awaiting_human
+
+    @property
+    def interrupts(self) -> bool:
+        """Whether pauses become LangGraph interrupts here."""
+        return self.policy == "interrupt" and self.ctx is not None
+
+    @property
+    def run_id(self) -> str:
+        assert self.run is not None, "no run attached yet"
+        return self.run.id
+
+    def child_run_inputs(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Inputs and metadata of the ``coasty_run`` child run in traces."""
+        assert self.run is not None
+        meta = {"coasty_run_id": self.run.id, "coasty_machine_id": self.run.machine_id}
+        return {"run_id": self.run.id, "task": self.run.task}, meta
+
+    def attach(self, run: Run) -> int:
+        """Start following ``run``; return the seq to stream after."""
+        self.run = run
+        if run.webhook_secret is not None:
+            # Only the create response carries it: keep it for the final run (the artifact).
+            self.webhook_secret = run.webhook_secret
+        existing = DELIVERED_RUNS.get(run.id)
+        self.progress = DELIVERED_RUNS.get_or_create(run.id)
+        if existing is None and not self.earlier_execution_here and self.interrupts and self.ctx:
+            # Another process delivered the events before the answered pauses.
+            self.silent_pauses = self.ctx.answered
+        self.pauses_seen = len(self.progress.pauses)
+        return self.progress.take_over(self.generation)
+
+    def pause_request(
+        self, seq: int, data: Mapping[str, Any], run: Run | None = None
+    ) -> PauseRequest:
+        """The interrupt payload for a pause of this run (``run`` adds its counters)."""
+        current = run or self.run
+        assert current is not None
+        return build_pause_request(
+            action_name=self.action_name,
+            task=current.task or "",
+            machine_id=current.machine_id,
+            run_id=current.id,
+            seq=seq,
+            data=data,
+            steps_completed=run.steps_completed if run is not None else None,
+            credits_charged=run.credits_charged if run is not None else None,
+        )
+
+    def observe(self, event: RunEvent) -> Observation:
+        """Book ``event``: whether to deliver it, and its pause request if it is a pause."""
+        pause: PauseRequest | None = None
+        if event.type == "awaiting_human":
+            self.pauses_seen += 1
+            data = event.data if isinstance(event.data, Mapping) else {}
+            pause = self.pause_request(event.seq, data)
+        if event.type == "done":
+            self.done = True
+        silent = self.silent_pauses > 0
+        if silent and pause is not None and self.pauses_seen >= self.silent_pauses:
+            self.silent_pauses = 0
+        if not silent:
+            self.log.append(_log_entry(event))
+        return Observation(deliver=not silent, pause=pause, silent=silent)
+
+    def mark_delivered(self, event: RunEvent) -> None:
+        self.progress.seq = max(self.progress.seq, event.seq)
+        if event.type == "done":
+            self.progress.done = True
+
+    def payload(self, event: RunEvent) -> CoastyEventPayload:
+        assert self.run is not None
+        return event_payload(event, run_id=self.run.id, machine_id=self.run.machine_id)
+
+    def over_budget(self, credits: int | None) -> bool:
+        """Whether ``credits`` charged so far pass ``max_cost_usd`` (then say so, once)."""
+        limit = self.settings.max_cost_usd
+        if limit is None or credits is None or self.cancel_sent or credits / 100 <= limit:
+            return False
+        self.stop_reason = "budget_exceeded"
+        self.stop_note = (
+            f"stopped: cost budget ${limit:.2f} exceeded (${credits / 100:.2f} charged)"
+        )
+        return True
+
+    def pause_action(self, pause: PauseRequest, silent: bool) -> PauseAction:
+        """Decide what a pause leads to: interrupt, return, fail or call."""
+        if silent or self.interrupts:
+            if self.ctx is not None and not self.ctx.has_checkpointer:
+                return "no_checkpointer"
+            self.progress.pauses.append(pause)
+            return "interrupt"
+        if self.policy in ("interrupt", "return"):
+            self.stop_reason = "awaiting_human"
+            note = (
+                " (not inside a LangGraph graph, so the pause is handed back)"
+                if self.policy == "interrupt"
+                else ""
+            )
+            self.stop_note = f"paused: the run needs a person{note}"
+            return "return"
+        if self.policy == "fail":
+            self.stop_reason = "awaiting_human"
+            self.stop_note = "cancelled: the run needed a person and on_awaiting_human='fail'"
+            return "fail"
+        return "call"
+
+    def record_answer(self, answer: Any, pause_index: int) -> HumanAnswer | None:
+        """Record the answer to pause ``pause_index``; return it when it still has to be sent."""
+        parsed = parse_answer(answer)
+        if pause_index <= self.progress.applied:
+            return None
+        self.progress.applied = pause_index
+        if self.silent_pauses > 0:
+            # Replaying another process's pauses: only the last answered one is ours to send.
+            return None
+        self.note_answer(parsed)
+        return parsed
+
+    def note_answer(self, answer: HumanAnswer) -> None:
+        """Say why following stops when the person rejected the pause."""
+        if answer.action == "cancel":
+            self.stop_reason = "rejected"
+            self.stop_note = "cancelled by the person answering the pause" + (
+                f": {answer.note}" if answer.note else ""
+            )
+
+    def went_idle(self) -> None:
+        """No event came within ``idle_timeout``: say so (the run is then cancelled)."""
+        self.stop_reason = "idle_timeout"
+        self.stop_note = (
+            f"stopped: no event for {self.settings.idle_timeout:g}s; the run was cancelled"
+        )
+
+    def no_checkpointer_error(self) -> RuntimeError:
+        return RuntimeError(
+            "A Coasty run paused for a person inside a LangGraph graph compiled without a "
+            "checkpointer, so the interrupt could not be resumed. Compile the graph with a "
+            "checkpointer (e.g. InMemorySaver) or set on_awaiting_human='return'. "
+            f"The run {self.run.id if self.run else ''} was cancelled."
+        )
+
+    def cancels_on(self, exc: BaseException) -> bool:
+        """Whether leaving with ``exc`` must cancel the run: the caller stopped waiting."""
+        import asyncio
+
+        stopped = isinstance(exc, KeyboardInterrupt | GeneratorExit | asyncio.CancelledError)
+        return stopped and self.run is not None and not self.done and not self.cancel_sent
+
+    def finish(self, run: Run) -> FollowedRun:
+        """The final run, with the compact event log and why following stopped."""
+        fields = dict(run)
+        fields.update(
+            stop_reason=self.stop_reason,
+            stop_note=self.stop_note if self.stop_reason else None,
+            event_log=list(self.log),
+        )
+        if run.webhook_secret is None and self.webhook_secret is not None:
+            fields["webhook_secret"] = self.webhook_secret
+        # Already validated as a Run: only the new fields are added (extras are kept).
+        self.result = FollowedRun.model_construct(run.model_fields_set | set(fields), **fields)
+        return self.result
+
+
+def _log_entry(event: RunEvent) -> dict[str, Any]:
+    data = event.data if isinstance(event.data, Mapping) else {}
+    detail: Any = None
+    for key in ("summary", "status", "question", "action", "credits_charged", "code", "text"):
+        if data.get(key) is not None:
+            detail = data[key]
+            break
+    entry: dict[str, Any] = {"seq": event.seq, "type": event.type}
+    if detail is not None:
+        entry["detail"] = detail[:200] if isinstance(detail, str) else detail
+    return entry

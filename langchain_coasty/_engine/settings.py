@@ -1,0 +1,150 @@
+"""``CoastySettings``: the connection, run defaults, budgets and pause policy of the front ends.
+
+``CoastyRunnable``, the tools and the toolkit are all ``CoastySettings``; their clients live in
+one ``ClientCache`` that a toolkit shares with its tools, so they share connection pools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import weakref
+from collections.abc import AsyncGenerator
+from typing import Any, Literal, TypeAlias
+
+from langchain_core.utils import from_env, secret_from_env
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
+
+from langchain_coasty.client import AsyncCoastyClient, CoastyClient
+from langchain_coasty.human import AwaitingHumanPolicy
+
+__all__ = ["ClientCache", "CoastySettings", "WaitMode"]
+
+WaitMode: TypeAlias = Literal["stream", "durable"]
+"""How a call waits for its run (``CoastySettings.wait``)."""
+
+
+class ClientCache:
+    """The sync client and one async client per event loop, built on first use.
+
+    httpx's async pools are bound to the loop that opened them, hence one client per loop.
+    A loop's client is closed on that loop when the loop shuts down: a suspended async
+    generator is parked on the loop, and ``asyncio.run`` (like every runner that calls
+    ``loop.shutdown_asyncgens()``) closes it there, which closes the client.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sync: CoastyClient | None = None
+        self._async: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[AsyncCoastyClient, AsyncGenerator[None, None]]
+        ] = weakref.WeakKeyDictionary()
+
+    def sync_client(self, settings: CoastySettings) -> CoastyClient:
+        with self._lock:
+            if self._sync is None:
+                self._sync = CoastyClient(**settings.client_options())
+            return self._sync
+
+    def async_client(self, settings: CoastySettings) -> AsyncCoastyClient:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._async.get(loop)
+            if entry is None:
+                client = AsyncCoastyClient(**settings.client_options())
+                closer = _close_at_loop_shutdown(client)
+                # Runs the generator to its first yield, registering it with this loop.
+                with contextlib.suppress(StopIteration):
+                    closer.asend(None).send(None)
+                entry = self._async[loop] = (client, closer)
+            return entry[0]
+
+    def async_clients(self) -> list[AsyncCoastyClient]:
+        """The async clients still open (one per live loop that used them)."""
+        with self._lock:
+            return [client for client, _ in self._async.values()]
+
+
+async def _close_at_loop_shutdown(client: AsyncCoastyClient) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        await client.close()
+
+
+class CoastySettings(BaseModel):
+    """Connection, run defaults, budgets and the pause policy shared by runnable and tools."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
+
+    api_key: SecretStr | None = Field(
+        default_factory=secret_from_env("COASTY_API_KEY", default=None)
+    )
+    """Coasty API key (``sk-coasty-live-...`` or ``sk-coasty-test-...``); env ``COASTY_API_KEY``."""
+    base_url: str = Field(default_factory=from_env("COASTY_BASE_URL", default="https://coasty.ai"))
+    """API base URL; env ``COASTY_BASE_URL``."""
+    machine_id: str | None = None
+    """Machine the runs target (the LLM may choose one when this is not set)."""
+    cua_version: Literal["v1", "v3", "v4", "v5"] | None = None
+    instructions: str | None = None
+    """Appended to Coasty's agent prompt."""
+    system_prompt: str | None = None
+    model: str | None = None
+    max_steps: int | None = None
+    """Server-side cap on agent steps (1..1000)."""
+    deadline_seconds: int | None = None
+    """Server-side wall-clock budget of a run."""
+    awaiting_human_timeout_seconds: int | None = None
+    webhook_url: str | None = None
+    run_metadata: dict[str, Any] | None = None
+    """Metadata sent with every run (merged with the graph position)."""
+    llm: dict[str, Any] | None = None
+    on_awaiting_human: AwaitingHumanPolicy = "interrupt"
+    """What to do when a run waits for a person; see ``langchain_coasty.human``."""
+    wait: WaitMode = "stream"
+    """How a call waits for its run: ``"stream"`` follows the event stream; ``"durable"``
+    (inside a LangGraph graph with a checkpointer) pauses the graph with a ``coasty_wait``
+    interrupt and holds nothing until it is resumed; see ``langchain_coasty.durable``."""
+    max_cost_usd: float | None = None
+    """Client-side budget: cancel the run once its notional cost passes this."""
+    idle_timeout: float | None = None
+    """Cancel the run when no event arrives for this many seconds."""
+    timeout: float = 30.0
+    """HTTP timeout of each API request."""
+    max_retries: int = 2
+    client: CoastyClient | None = Field(default=None, exclude=True)
+    """A ready sync client to use instead of building one."""
+    async_client: AsyncCoastyClient | None = Field(default=None, exclude=True)
+    """A ready async client to use instead of building one."""
+
+    _clients: ClientCache = PrivateAttr(default_factory=ClientCache)
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments of a client built from these settings."""
+        return {
+            "api_key": self.api_key,
+            "base_url": self.base_url,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+        }
+
+    def get_client(self) -> CoastyClient:
+        """The sync client (built once from the settings)."""
+        if self.client is not None:
+            return self.client
+        return self._clients.sync_client(self)
+
+    def get_async_client(self) -> AsyncCoastyClient:
+        """The async client for the running event loop (httpx pools are loop-bound)."""
+        if self.async_client is not None:
+            return self.async_client
+        return self._clients.async_client(self)
+
+    def settings_dict(self) -> dict[str, Any]:
+        """The settings as keyword arguments (clients included) for a sibling object."""
+        return {name: getattr(self, name) for name in CoastySettings.model_fields}
+
+    def share_clients_with(self, other: CoastySettings) -> None:
+        """Make ``other`` use this object's clients (and so their connection pools)."""
+        other._clients = self._clients

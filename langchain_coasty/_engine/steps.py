@@ -1,0 +1,113 @@
+"""The decisions of one call, as a generator of operations that does no I/O.
+
+``call_steps`` creates (or reattaches to) the run and waits in the call's mode;
+``stream_steps`` follows the event stream: deliver each new event once, enforce the budget
+and the idle timeout, and turn each pause into an interrupt, a hand-back, a cancel or a
+call of the policy. The durable mode is in ``durable_steps``. Both drivers run these same
+generators, so the sync and async paths cannot decide differently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any, cast
+
+from langchain_coasty._engine.durable_steps import durable_steps
+from langchain_coasty._engine.ops import (
+    NEXT_EVENT,
+    AskPolicy,
+    Attached,
+    CloseStream,
+    Create,
+    Deliver,
+    GetRun,
+    Op,
+    OpenStream,
+    Steps,
+    StreamEnd,
+    answer_ops,
+    cancel_ops,
+)
+from langchain_coasty._engine.session import RunSession
+from langchain_coasty._graph import call_interrupt
+from langchain_coasty.client import CreateResult, Run, RunEvent
+from langchain_coasty.human import PauseRequest
+
+__all__ = ["call_steps", "stream_steps"]
+
+
+def call_steps(session: RunSession) -> Steps:
+    """Create the run under the plan's idempotency key, then wait for it in the plan's mode."""
+    plan = session.plan
+    assert plan is not None, "a call that creates its run needs a plan"
+    created: CreateResult = yield Create(plan)
+    if plan.wait == "durable":
+        return (yield from durable_steps(session, created))
+    return (yield from stream_steps(session, created.run))
+
+
+def stream_steps(session: RunSession, run: Run) -> Steps:
+    """Follow ``run``'s event stream to its end, a hand-back, a budget stop or an idle stop."""
+    after = session.attach(run)
+    yield Attached()
+    if session.interrupts:
+        # LangGraph re-ran the call: the answers to earlier pauses come back in order.
+        for index, earlier in enumerate(list(session.progress.pauses), start=1):
+            yield from answer_ops(session, session.record_answer(call_interrupt(earlier), index))
+    if session.progress.done:
+        session.done = True
+    else:
+        yield OpenStream(run.id, after, session.settings.idle_timeout)
+        while True:
+            item: RunEvent | StreamEnd = yield NEXT_EVENT
+            if item is StreamEnd.END:
+                break
+            if item is StreamEnd.IDLE:
+                session.went_idle()
+                yield from cancel_ops(session, quiet=True)
+                break
+            event = item
+            if not session.progress.claim(session.generation, event.seq):
+                break  # a re-execution of this call delivers the run's events now
+            seen = session.observe(event)
+            if seen.deliver:
+                yield Deliver(session.payload(event), event)
+            session.mark_delivered(event)
+            if event.type == "billing" and session.over_budget(_credits(event)):
+                yield from cancel_ops(session)
+            if seen.pause is not None and (
+                yield from _pause_steps(session, seen.pause, seen.silent)
+            ):
+                break
+            if event.type == "done":
+                break
+        yield CloseStream()
+    final: Run = yield GetRun(run.id)
+    return session.finish(final)
+
+
+def _pause_steps(
+    session: RunSession, pause: PauseRequest, silent: bool
+) -> Generator[Op, Any, bool]:
+    """Handle one pause; return True when following stops here (the pause is handed back)."""
+    action = session.pause_action(pause, silent)
+    index = session.pauses_seen
+    if action == "interrupt":
+        yield from answer_ops(session, session.record_answer(call_interrupt(pause), index))
+    elif action == "no_checkpointer":
+        yield from cancel_ops(session)
+        raise session.no_checkpointer_error()
+    elif action == "return":
+        return True
+    elif action == "fail":
+        yield from cancel_ops(session)
+    else:
+        policy = cast(Callable[[PauseRequest], Any], session.policy)
+        answer = yield AskPolicy(policy, pause)
+        yield from answer_ops(session, session.record_answer(answer, index))
+    return False
+
+
+def _credits(event: RunEvent) -> int | None:
+    credits = event.credits_charged
+    return event.cost_cents if credits is None else credits

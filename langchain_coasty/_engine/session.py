@@ -73,6 +73,9 @@ class Observation:
     """The event belongs to a silent replay."""
 
 
+_DELIVER = Observation(deliver=True, pause=None, silent=False)
+
+
 class RunSession:
     """One followed run: what was delivered, paused, answered and why following stopped."""
 
@@ -199,6 +202,8 @@ class RunSession:
             self.silent_pauses = 0
         if not silent:
             self.log.append(_log_entry(event))
+            if pause is None:
+                return _DELIVER  # the common case, without an allocation per event
         return Observation(deliver=not silent, pause=pause, silent=silent)
 
     def mark_delivered(self, event: RunEvent) -> None:

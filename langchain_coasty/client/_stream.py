@@ -167,6 +167,8 @@ class _StreamBase:
         return {"headers": headers, "timeout": timeout}
 
     def _check_deadline(self) -> None:
+        if self._deadline is None and self._idle_deadline is None:
+            return
         now = time.monotonic()
         if self._deadline is not None and now >= self._deadline:
             error = APITimeoutError(
@@ -305,7 +307,8 @@ class EventStream(_StreamBase):
                                     yield event
                                     if event.type == "done":
                                         return
-                                    self._awaited()
+                                    if self._idle_timeout is not None:
+                                        self._awaited()
                                     self._check_deadline()
                             # Nothing at all after the cursor on a finished run: `done` is
                             # already behind it (a caller resumed past the end).
@@ -400,7 +403,8 @@ class AsyncEventStream(_StreamBase):
                                         yield event
                                         if event.type == "done":
                                             return
-                                        self._awaited()
+                                        if self._idle_timeout is not None:
+                                            self._awaited()
                                         self._check_deadline()
                             finally:
                                 await chunks.aclose()  # type: ignore[attr-defined]

@@ -80,7 +80,42 @@ caller's own cost whatever the server does.
 benchmark once at a tiny size (no timing assertions) so that the harness cannot rot.
 """
 
-FINDINGS = """## Before and after the fixes
+FINDINGS = """## The run engine: before and after
+
+The engine moved from hand-kept sync/async twins in `runnable.py` to sans-I/O step
+generators (`langchain_coasty/_engine/steps.py`, `durable_steps.py`) carried out by two
+drivers (`_engine/drivers.py`), and the event stream now reads its own lines so that it
+sees heartbeats (`client/_sse.py`). "Before" is a full `make bench` at the commit before
+the change, "after" the run in the table above, both on a quiet machine (1-minute load 0.4-0.8).
+
+| figure (ratio to its baseline) | before | after |
+| --- | --- | --- |
+| 1 stream (b) `client.runs.events` / raw | 0.94 [0.89-1.00] | 0.89 [0.88-0.90] |
+| 1 stream (c) `CoastyRunnable.stream` / raw | 0.49 [0.43-0.55] | 0.56 [0.50-0.62] |
+| 1 stream (d) tool in `create_agent` + handler / raw | 0.53 [0.50-0.55] | 0.50 [0.47-0.53] |
+| 2 latency, client p99 / raw p99 | 0.89 | 0.88 |
+| 2 latency, callback p99 / raw p99 | 1.46 | 1.43 |
+| 3 scale, 100 runs, wall / 1 run | 1.05 [1.05-1.06] | 1.05 [1.05-1.06] |
+| 3 scale, 500 runs, wall / 1 run | 1.23 (1 trial) | 1.29 (1 trial) |
+| 3 scale, 1,000 runs, wall / 1 run | 1.70 (1 trial) | 1.92 (1 trial) |
+| 3 scale, 2,000 runs, wall / 1 run | 3.13 (1 trial) | 3.48 (1 trial) |
+| 4 recovery, client p50 / raw p50 | 0.96 | 0.94 |
+| 5 request, `runs.get` sync / raw | 1.02 [0.99-1.07] | 0.99 [0.93-1.05] |
+| 5 request, `runs.get` async / raw | 1.03 [1.03-1.04] | 1.06 [0.98-1.10] |
+
+Every figure with repeated trials stays inside its own earlier `[min-max]` range. The scale
+levels above 100 runs have one trial each, so they carry no spread; run back to back on
+the same machine, minutes apart, with `--only scale`, the two trees gave: before 1.30 /
+1.86 / 4.09, after 1.36 / 1.83 / 3.83 (wall over scripted length at 500 / 1,000 / 2,000
+runs), i.e. the differences above are the machine's, not the engine's. Measured without
+HTTP (a scripted in-memory client, 10,000 events through `CoastyRunnable.stream`, counted
+with callgrind so that the count does not depend on the machine's load) the engine costs
+about 83,000 instructions per event against 76,000 before: each event is now two
+operations through the step generator (`NextEvent`, `Deliver`) instead of one loop
+iteration: the price of writing every decision once, about 9 % of the engine's own
+instructions per event and inside the spread of every end-to-end figure above.
+
+## Before and after the fixes
 
 Findings 1 and 2 below were fixed (finding 3 is documented on `CoastyCallbackHandler`).
 "Before" is the previous full run (1-minute load average 3.7-3.9, other work on the machine),
@@ -204,13 +239,14 @@ about 1.5 s of CPU for 500 runs). Known upstream (encode/httpcore#1035, unmerged
 the pydantic/httpx2 fork, #974 and #1075). Raw httpx with one `AsyncClient`, 500 runs
 of 25 events: 21-24 s client CPU; the same runs spread over 63 `AsyncClient`s of 8 runs
 each (one shared `ssl` context): 4.6 s. `AsyncCoastyClient` / `CoastyClient`
-(`langchain_coasty/client/_client.py`, `self._http` built in `__init__`) use one pool for
+(then `langchain_coasty/client/_client.py`, `self._http` built in `__init__`) use one pool for
 everything, so `abatch` over 1,000-2,000 runs takes many times the scripted run length.
 Moving only the event streams to 64 separate pools (monkeypatched `AsyncRuns.events`,
 together with fix 1) was not enough: 2,000 runs went from 26.7x to 18.8x the scripted
 length and 500 runs stayed at about 5x, because `abatch` still sends all creates (and
 the runnable's `runs.get` after each create) at once through the one shared pool, which then
-holds hundreds of connections. Proposed fix (client, `langchain_coasty/client/_client.py`):
+holds hundreds of connections. Proposed fix (client; the pools now live in
+`langchain_coasty/client/_base_client.py`):
 route every request of a run (create, get, events, cancel, resume) through one of a set
 of small pools (lazily created `httpx.AsyncClient`/`httpx.Client`, one shared
 `ssl.SSLContext` via `verify=`, same limits and timeouts), e.g. a pool per 8-16 open

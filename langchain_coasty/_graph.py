@@ -155,6 +155,15 @@ def call_interrupt(payload: dict[str, Any]) -> Any:
     return interrupt(payload)
 
 
+def is_graph_bubble_up(exc: BaseException) -> bool:
+    """Whether ``exc`` is LangGraph control flow (an interrupt, a parent command)."""
+    if not type(exc).__module__.startswith("langgraph"):
+        return False  # LangGraph's own exceptions only: no import for everything else
+    from langgraph.errors import GraphBubbleUp
+
+    return isinstance(exc, GraphBubbleUp)
+
+
 def plain_interrupt(value: Any) -> Any:
     """Call LangGraph's ``interrupt()`` with no answer schema (a durable wait's wake-up)."""
     from langgraph.types import interrupt

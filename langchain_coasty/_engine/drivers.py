@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import AsyncGenerator, Generator
+import time
+from collections.abc import AsyncGenerator, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables.config import patch_config
@@ -48,7 +49,9 @@ from langchain_coasty.client import (
     CoastyError,
     ConflictError,
     EventStream,
+    IdempotencyLookup,
     IdleTimeoutError,
+    NotFoundError,
     RunEvent,
 )
 
@@ -63,7 +66,8 @@ if TYPE_CHECKING:
 __all__ = ["CANCEL_TIMEOUT", "drive_async", "drive_sync"]
 
 CANCEL_TIMEOUT = 5.0
-"""Longest wait for the cancel sent when an async caller stops waiting."""
+"""Longest wait for the cancel sent on the way out (async; sync: for finding a cut create)."""
+_LOOKUP_POLL = 0.1
 
 
 def drive_sync(
@@ -74,6 +78,7 @@ def drive_sync(
     dispatcher = EventDispatcher(None, writer)
     child: CallbackManagerForChainRun | None = None
     stream: EventStream | None = None
+    creating: str | None = None
     value: Any = None
     try:
         while True:
@@ -97,7 +102,9 @@ def drive_sync(
                     dispatcher.dispatch(payload)
                     yield event
                 case Create(plan=plan):
+                    creating = plan.key
                     value = client.runs.create_request(plan.request, idempotency_key=plan.key)
+                    creating = None
                 case Attached():
                     child = _start_child(session, callbacks)
                     if child is not None:
@@ -136,8 +143,12 @@ def drive_sync(
             stream = None
         if session.cancels_on(exc):
             session.cancel_sent = True
-            with contextlib.suppress(CoastyError):
-                client.runs.cancel(session.run_id)
+            try:
+                _cancel(client, session.run_id)
+            except Exception as failed:
+                session.cancel_failed(exc, session.run_id, failed)
+        elif creating is not None and session.cancels_pending_create(exc):
+            _cancel_pending_create(session, client, creating, exc)
         if child is not None:
             child.on_chain_error(exc)
         raise
@@ -161,6 +172,7 @@ async def drive_async(
     dispatcher = EventDispatcher(None, writer)
     child: AsyncCallbackManagerForChainRun | None = None
     stream: AsyncEventStream | None = None
+    creating: str | None = None
     value: Any = None
     try:
         while True:
@@ -184,7 +196,9 @@ async def drive_async(
                     await dispatcher.adispatch(payload)
                     yield event
                 case Create(plan=plan):
+                    creating = plan.key
                     value = await client.runs.create_request(plan.request, idempotency_key=plan.key)
+                    creating = None
                 case Attached():
                     child = await _astart_child(session, callbacks)
                     if child is not None:
@@ -221,7 +235,11 @@ async def drive_async(
             stream = None
         if session.cancels_on(exc):
             session.cancel_sent = True
-            await _cancel_shielded(client, session.run_id)
+            failed = await _shielded(_acancel(client, session.run_id))
+            if failed is not None:
+                session.cancel_failed(exc, session.run_id, failed)
+        elif creating is not None and session.cancels_pending_create(exc):
+            await _shielded(_acancel_pending_create(session, client, creating, exc))
         if child is not None:
             await child.on_chain_error(exc)
         raise
@@ -258,8 +276,83 @@ async def _astart_child(
     return await manager.on_chain_start(None, inputs, name="coasty_run")
 
 
-async def _cancel_shielded(client: AsyncCoastyClient, run_id: str) -> None:
-    """Cancel the run on the server even though our own task is being cancelled."""
-    task = asyncio.ensure_future(client.runs.cancel(run_id))
-    with contextlib.suppress(asyncio.CancelledError, TimeoutError, CoastyError):
+def _cancel(client: CoastyClient, run_id: str) -> None:
+    with contextlib.suppress(ConflictError):  # it ended meanwhile
+        client.runs.cancel(run_id)
+
+
+async def _acancel(client: AsyncCoastyClient, run_id: str) -> None:
+    with contextlib.suppress(ConflictError):
+        await client.runs.cancel(run_id)
+
+
+def _cancel_pending_create(
+    session: RunSession, client: CoastyClient, key: str, exc: BaseException
+) -> None:
+    """Find the run a create cut short may have started (by its key) and cancel it, bounded."""
+    deadline = time.monotonic() + CANCEL_TIMEOUT
+    while True:
+        try:
+            lookup = client.idempotency.get(key)
+        except NotFoundError:
+            return  # the create never took effect
+        except CoastyError as failed:
+            session.lookup_failed(exc, key, failed)
+            return
+        run_id = _created_run_id(lookup)
+        if run_id is not None:
+            try:
+                _cancel(client, run_id)
+            except CoastyError as failed:
+                session.cancel_failed(exc, run_id, failed)
+            return
+        if lookup.is_completed or time.monotonic() >= deadline:
+            return
+        time.sleep(_LOOKUP_POLL)
+
+
+async def _acancel_pending_create(
+    session: RunSession, client: AsyncCoastyClient, key: str, exc: BaseException
+) -> None:
+    """Async twin of ``_cancel_pending_create``."""
+    deadline = time.monotonic() + CANCEL_TIMEOUT
+    while True:
+        try:
+            lookup = await client.idempotency.get(key)
+        except NotFoundError:
+            return
+        except CoastyError as failed:
+            session.lookup_failed(exc, key, failed)
+            return
+        run_id = _created_run_id(lookup)
+        if run_id is not None:
+            try:
+                await _acancel(client, run_id)
+            except CoastyError as failed:
+                session.cancel_failed(exc, run_id, failed)
+            return
+        if lookup.is_completed or time.monotonic() >= deadline:
+            return
+        await asyncio.sleep(_LOOKUP_POLL)
+
+
+def _created_run_id(lookup: IdempotencyLookup) -> str | None:
+    result = lookup.result if lookup.is_completed else None
+    run_id = result.get("id") if isinstance(result, dict) else None
+    return run_id if isinstance(run_id, str) else None
+
+
+async def _shielded(work: Coroutine[Any, Any, None]) -> BaseException | None:
+    """Run ``work`` to its end even though our own task is being cancelled (bounded).
+
+    Returns what went wrong, if anything, so that the caller can attach it to the exception
+    that is leaving.
+    """
+    task = asyncio.ensure_future(work)
+    try:
         await asyncio.wait_for(asyncio.shield(task), CANCEL_TIMEOUT)
+    except (asyncio.CancelledError, TimeoutError) as stopped:
+        return stopped
+    except Exception as failed:
+        return failed
+    return None

@@ -24,9 +24,9 @@ from langchain_coasty._engine.ops import (
     cancel_ops,
 )
 from langchain_coasty._engine.session import RunSession
-from langchain_coasty._graph import call_interrupt, plain_interrupt
+from langchain_coasty._graph import plain_interrupt
 from langchain_coasty.client import CreateResult, Run, RunEvent, RunStatus
-from langchain_coasty.human import PauseRequest, parse_answer
+from langchain_coasty.human import PauseRequest
 from langchain_coasty.webhooks import WebhookEvent
 
 __all__ = ["RECHECK", "WAIT_TYPE", "CoastyWait", "durable_steps", "is_wake_up", "wait_request"]
@@ -94,7 +94,7 @@ def durable_steps(session: RunSession, created: CreateResult) -> Steps:
         if is_wake_up(answer):
             continue
         human_answers += 1
-        parsed = parse_answer(answer)
+        parsed = session.parse(answer)
         session.progress.applied = max(session.progress.applied, human_answers)
         if index == answered:
             session.note_answer(parsed)
@@ -117,7 +117,7 @@ def durable_steps(session: RunSession, created: CreateResult) -> Steps:
             silent = 0
             action = session.pause_action(pause, False)
             if action == "interrupt":
-                parsed = parse_answer(call_interrupt(pause))  # raises until it is answered
+                parsed = session.parse(session.ask_person(pause))  # raises until answered
                 session.progress.applied = len(session.progress.pauses)
                 session.note_answer(parsed)
                 yield from answer_ops(session, parsed)
@@ -129,7 +129,7 @@ def durable_steps(session: RunSession, created: CreateResult) -> Steps:
                 yield from cancel_ops(session)
             else:
                 policy = cast(Callable[[PauseRequest], Any], session.policy)
-                parsed = parse_answer((yield AskPolicy(policy, pause)))
+                parsed = session.parse((yield AskPolicy(policy, pause)))
                 session.progress.applied = len(session.progress.pauses)
                 session.note_answer(parsed)
                 yield from answer_ops(session, parsed)
@@ -141,7 +141,7 @@ def durable_steps(session: RunSession, created: CreateResult) -> Steps:
             continue
         answer = plain_interrupt(wait_request(current, plan.key))  # raises: the durable wait
         if not is_wake_up(answer):
-            parsed = parse_answer(answer)
+            parsed = session.parse(answer)
             session.note_answer(parsed)
             yield from answer_ops(session, parsed)
         current = yield GetRun(run.id)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from langchain_coasty._engine.settings import check_settings
 from langchain_coasty.client import RunRequest, new_idempotency_key, run_request
 from langchain_coasty.human import AwaitingHumanPolicy
 
@@ -54,6 +55,7 @@ def build_request(
     ``extra_instructions`` (a tool call's own guidance) are appended to the instructions the
     settings or the input give.
     """
+    check_settings(settings)
     if isinstance(input, str):
         given: dict[str, Any] = {"task": input}
     elif isinstance(input, Mapping):

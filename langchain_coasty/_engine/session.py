@@ -7,6 +7,7 @@ and ``durable_steps``; the drivers carry them out.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +21,12 @@ from langchain_coasty._engine.progress import (
     next_generation,
 )
 from langchain_coasty._engine.request import CoastyInput, RunPlan, build_request
-from langchain_coasty._graph import GraphContext, graph_context
+from langchain_coasty._graph import (
+    GraphContext,
+    call_interrupt,
+    graph_context,
+    is_graph_bubble_up,
+)
 from langchain_coasty.callbacks import CoastyEventPayload, event_payload
 from langchain_coasty.client import Run, RunEvent
 from langchain_coasty.human import (
@@ -38,6 +44,8 @@ if TYPE_CHECKING:
     from langchain_coasty._engine.settings import CoastySettings
 
 __all__ = ["FollowedRun", "Observation", "PauseAction", "RunSession", "StopReason"]
+
+logger = logging.getLogger("langchain_coasty")
 
 StopReason: TypeAlias = Literal["budget_exceeded", "idle_timeout", "awaiting_human", "rejected"]
 """Why following a run stopped before (or without) its end."""
@@ -109,6 +117,8 @@ class RunSession:
         self.silent_pauses = 0
         """Pauses another process delivered and answered, replayed without delivering."""
         self.pauses_seen = 0
+        self.pause_open = False
+        """An answer was invalid: the pause stays open, to be answered again."""
 
     @classmethod
     def for_call(
@@ -250,7 +260,7 @@ class RunSession:
 
     def record_answer(self, answer: Any, pause_index: int) -> HumanAnswer | None:
         """Record the answer to pause ``pause_index``; return it when it still has to be sent."""
-        parsed = parse_answer(answer)
+        parsed = self.parse(answer)
         if pause_index <= self.progress.applied:
             return None
         self.progress.applied = pause_index
@@ -259,6 +269,22 @@ class RunSession:
             return None
         self.note_answer(parsed)
         return parsed
+
+    def ask_person(self, pause: PauseRequest) -> Any:
+        """The answer to ``pause`` (``interrupt()``, which raises until there is one)."""
+        try:
+            return call_interrupt(pause)
+        except ValueError:  # the answer failed the published schema: the pause stays open
+            self.pause_open = True
+            raise
+
+    def parse(self, answer: Any) -> HumanAnswer:
+        """``parse_answer``, noting that an invalid answer leaves the pause open."""
+        try:
+            return parse_answer(answer)
+        except ValueError:
+            self.pause_open = True
+            raise
 
     def note_answer(self, answer: HumanAnswer) -> None:
         """Say why following stops when the person rejected the pause."""
@@ -284,11 +310,41 @@ class RunSession:
         )
 
     def cancels_on(self, exc: BaseException) -> bool:
-        """Whether leaving with ``exc`` must cancel the run: the caller stopped waiting."""
+        """Whether leaving with ``exc`` must cancel the run.
+
+        Every way out cancels it (the caller stopped waiting, a callback or a policy raised,
+        the stream gave up, memory ran out) except its end, a LangGraph interrupt (the run
+        waits for the answer) and an invalid answer (the pause stays open).
+        """
+        if self.run is None or self.done or self.cancel_sent or self.pause_open:
+            return False
+        return not is_graph_bubble_up(exc)
+
+    @staticmethod
+    def cancels_pending_create(exc: BaseException) -> bool:
+        """Whether a create still in flight when ``exc`` came must be found and cancelled."""
         import asyncio
 
-        stopped = isinstance(exc, KeyboardInterrupt | GeneratorExit | asyncio.CancelledError)
-        return stopped and self.run is not None and not self.done and not self.cancel_sent
+        return isinstance(exc, KeyboardInterrupt | GeneratorExit | asyncio.CancelledError)
+
+    @staticmethod
+    def cancel_failed(exc: BaseException, run_id: str, error: BaseException) -> None:
+        """Attach a failed cancel to the exception that is leaving, and log the run's id."""
+        exc.add_note(
+            f"Cancelling Coasty run {run_id} failed ({type(error).__name__}: {error}); "
+            f"the run may still be going: cancel it with client.runs.cancel({run_id!r})."
+        )
+        logger.warning("Could not cancel Coasty run %s on the way out: %s", run_id, error)
+
+    @staticmethod
+    def lookup_failed(exc: BaseException, key: str, error: BaseException) -> None:
+        """Attach a failed search for a cut-short create to the exception that is leaving."""
+        exc.add_note(
+            f"A Coasty run may have been created under idempotency key {key} and could not be "
+            f"looked up ({type(error).__name__}: {error}): find it with "
+            f"client.idempotency.get({key!r}) and cancel it."
+        )
+        logger.warning("Could not look up the Coasty run of idempotency key %s: %s", key, error)
 
     def finish(self, run: Run) -> FollowedRun:
         """The final run, with the compact event log and why following stopped."""

@@ -8,18 +8,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
 import weakref
 from collections.abc import AsyncGenerator
 from typing import Any, Literal, TypeAlias
 
 from langchain_core.utils import from_env, secret_from_env
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
 from langchain_coasty.client import AsyncCoastyClient, CoastyClient
 from langchain_coasty.human import AwaitingHumanPolicy
 
-__all__ = ["ClientCache", "CoastySettings", "WaitMode"]
+__all__ = ["ClientCache", "CoastySettings", "WaitMode", "check_settings"]
+
+_MAX_SECONDS = 1_000_000  # beyond this, OS timers overflow
+_LIMITS: dict[str, tuple[str, Any]] = {
+    # field: (what it must be, the check of a value that is not None)
+    "max_cost_usd": ("a positive number of US dollars, or None", lambda v: _number(v, 1e9)),
+    "idle_timeout": (
+        f"a positive number of seconds up to {_MAX_SECONDS}, or None",
+        lambda v: _number(v, _MAX_SECONDS),
+    ),
+    "timeout": (
+        f"a positive number of seconds up to {_MAX_SECONDS}",
+        lambda v: _number(v, _MAX_SECONDS),
+    ),
+    "max_retries": ("an integer in 0..100", lambda v: _integer(v, 0, 100)),
+    "max_steps": ("an integer in 1..1000, or None", lambda v: _integer(v, 1, 1000)),
+    "deadline_seconds": ("an integer in 1..86400, or None", lambda v: _integer(v, 1, 86400)),
+    "awaiting_human_timeout_seconds": (
+        "an integer in 1..86400, or None",
+        lambda v: _integer(v, 1, 86400),
+    ),
+}
 
 WaitMode: TypeAlias = Literal["stream", "durable"]
 """How a call waits for its run (``CoastySettings.wait``)."""
@@ -120,8 +142,31 @@ class CoastySettings(BaseModel):
 
     _clients: ClientCache = PrivateAttr(default_factory=ClientCache)
 
+    @field_validator(*_LIMITS, mode="before")
+    @classmethod
+    def _within_limits(cls, value: Any, info: Any) -> Any:
+        _check(info.field_name, value)
+        return value
+
     def client_options(self) -> dict[str, Any]:
-        """Keyword arguments of a client built from these settings."""
+        """Keyword arguments of a client built from these settings.
+
+        With a ready ``client=`` (say one set up with a bring-your-own model key), the async
+        clients are built from that client's configuration, so both paths send alike.
+        """
+        given = self.client or self.async_client
+        if given is not None:
+            return {
+                "api_key": given.api_key,
+                "base_url": given.base_url,
+                "timeout": given.timeout,
+                "max_retries": given.max_retries,
+                "stream_read_timeout": given.stream_read_timeout,
+                "max_connections": given.max_connections,
+                "llm_api_key": given.llm_api_key,
+                "llm_provider": given.llm_provider,
+                "llm_model": given.llm_model,
+            }
         return {
             "api_key": self.api_key,
             "base_url": self.base_url,
@@ -148,3 +193,28 @@ class CoastySettings(BaseModel):
     def share_clients_with(self, other: CoastySettings) -> None:
         """Make ``other`` use this object's clients (and so their connection pools)."""
         other._clients = self._clients
+
+
+def check_settings(settings: CoastySettings) -> None:
+    """Check the budgets, timeouts and run defaults again (they may have been assigned since)."""
+    for name in _LIMITS:
+        _check(name, getattr(settings, name))
+
+
+def _check(name: str, value: Any) -> None:
+    limit, ok = _LIMITS[name]
+    if value is None and "None" in limit:
+        return
+    if value is None or not ok(value):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise ValueError(f"Invalid setting `{name}`: must be {limit} (got {shown}).")
+
+
+def _number(value: Any, most: float) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and 0 < value <= most
+
+
+def _integer(value: Any, least: int, most: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and least <= value <= most

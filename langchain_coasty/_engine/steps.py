@@ -29,7 +29,6 @@ from langchain_coasty._engine.ops import (
     cancel_ops,
 )
 from langchain_coasty._engine.session import RunSession
-from langchain_coasty._graph import call_interrupt
 from langchain_coasty.client import CreateResult, Run, RunEvent
 from langchain_coasty.human import PauseRequest
 
@@ -53,7 +52,8 @@ def stream_steps(session: RunSession, run: Run) -> Steps:
     if session.interrupts:
         # LangGraph re-ran the call: the answers to earlier pauses come back in order.
         for index, earlier in enumerate(list(session.progress.pauses), start=1):
-            yield from answer_ops(session, session.record_answer(call_interrupt(earlier), index))
+            answer = session.ask_person(earlier)
+            yield from answer_ops(session, session.record_answer(answer, index))
     if session.progress.done:
         session.done = True
     else:
@@ -93,7 +93,8 @@ def _pause_steps(
     action = session.pause_action(pause, silent)
     index = session.pauses_seen
     if action == "interrupt":
-        yield from answer_ops(session, session.record_answer(call_interrupt(pause), index))
+        answer = session.ask_person(pause)
+        yield from answer_ops(session, session.record_answer(answer, index))
     elif action == "no_checkpointer":
         yield from cancel_ops(session)
         raise session.no_checkpointer_error()

@@ -124,6 +124,9 @@ def test_ctrl_c_during_the_create_cancels_the_run_it_made(sb: Any) -> None:
             time.sleep(0.01)
         signal.raise_signal(signal.SIGINT)  # delivered to the main thread, as a terminal would
 
+    # Python's own Ctrl-C handler, even when the suite runs where SIGINT is ignored (a shell's
+    # background job): the point is what the package does with the KeyboardInterrupt.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     presser = threading.Thread(target=press_ctrl_c)
     presser.start()
     try:
@@ -131,6 +134,7 @@ def test_ctrl_c_during_the_create_cancels_the_run_it_made(sb: Any) -> None:
             coasty.invoke(SLOW_TASK)
     finally:
         presser.join()
+        signal.signal(signal.SIGINT, previous)
     counters = _settled(sb)
     assert counters["runs_created"] == 1
     assert counters["runs_by_status"]["cancelled"] == 1

@@ -11,6 +11,7 @@ import hashlib
 import json
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -314,6 +315,8 @@ class _Api:
         return _response(_json(run.to_json(_request_id(request))))
 
     async def idempotency_lookup(self, request: Request) -> Response:
+        if not self.engine.config.idempotency_lookup:
+            raise HTTPException(404)  # answered like a route the server does not have
         kind = self.begin(request)
         key = request.path_params["key"]
         problem = validate_idempotency_key(key)

@@ -9,7 +9,9 @@ Public API (auth: ``X-API-Key: sk-coasty-test-…`` / ``sk-coasty-live-…`` or
     GET  /v1/runs/{run_id}/events  SSE; resume with Last-Event-ID or ?after=
     POST /v1/runs/{run_id}/cancel  from queued, running or awaiting_human (else 409)
     POST /v1/runs/{run_id}/resume  from awaiting_human, body {"note": ...} optional (else 409)
-    GET  /v1/idempotency/{key}     the stored result of a keyed create
+    GET  /v1/idempotency/{key}     the stored result of a keyed create (a 404 for every key,
+                                   like a route that does not exist, with the setting
+                                   idempotency_lookup=false)
     GET  /v1/health                no auth
     GET  /v1/machines              the pre-provisioned machines
 
@@ -29,7 +31,9 @@ Control plane (JSON, no auth, loopback clients only)::
                                  runs_by_status{}
     GET    /_sandbox/config      current settings; POST with {pace, heartbeat_interval,
                                  rotation_seconds, webhook_retry_base, webhook_max_attempts,
-                                 webhook_timeout, max_body_bytes} to change them
+                                 webhook_timeout, max_body_bytes, webhook_body
+                                 ("envelope" | "flat"), idempotency_lookup (bool)} to
+                                 change them
     GET    /_sandbox/scenarios   names of loaded scenarios; POST {"scenarios": [...],
                                  "replace": false} to add (format: ``scenarios`` module)
     GET    /_sandbox/faults      current faults; POST to set (format: ``faults`` module);

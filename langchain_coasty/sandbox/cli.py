@@ -22,6 +22,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--heartbeat-interval", type=float, default=15.0)
     parser.add_argument("--rotation-seconds", type=float, default=300.0)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument(
+        "--webhook-body",
+        choices=["envelope", "flat"],
+        default="envelope",
+        help="delivery body: {id, type, created, data} or the flat {event, run_id, status, ...}",
+    )
+    parser.add_argument(
+        "--no-idempotency-lookup",
+        action="store_true",
+        help="serve no GET /v1/idempotency/{key} (a 404, as where Coasty has none)",
+    )
     args = parser.parse_args(argv)
 
     import uvicorn
@@ -35,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         pace=args.pace,
         heartbeat_interval=args.heartbeat_interval,
         rotation_seconds=args.rotation_seconds,
+        webhook_body=args.webhook_body,
+        idempotency_lookup=not args.no_idempotency_lookup,
     )
     scenarios = parse_scenarios(read_scenario_file(args.scenarios)) if args.scenarios else []
     engine = Engine(config, scenarios, seed=args.seed)

@@ -1,6 +1,9 @@
 """Outbound webhook deliveries: signed like Coasty, retried with backoff, logged.
 
-Body ``{"id": "evt_<hex>", "type": "run.<status>", "created": <unix>, "data": <run>}`` with
+Body ``{"id": "evt_<hex>", "type": "run.<status>", "created": <unix>, "data": <run>}``, or
+with the ``webhook_body="flat"`` setting the shape of Coasty's cookbook mock, ``{"event":
+"run.<status>", "run_id", "status", "result", "error", "awaiting_human_reason",
+"created_at"}`` (no event id, no metadata); with
 ``Coasty-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, f"{t}." + raw_body)>`` (and the
 legacy ``X-Coasty-Signature`` alias). Non-2xx answers and connection errors are retried up
 to ``webhook_max_attempts`` times, waiting ``webhook_retry_base * 2**(attempt - 1)`` seconds.
@@ -21,6 +24,11 @@ from typing import Any
 
 import httpx
 
+from langchain_coasty.sandbox.records import iso
+
+_FLAT_FIELDS = ("status", "result", "error", "awaiting_human_reason")
+"""Run fields of a flat body, as Coasty's cookbook mock sends them."""
+
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
     """The Coasty-Signature header value for ``body`` sent at ``timestamp``."""
@@ -40,18 +48,27 @@ class WebhookSender:
         self._tasks: set[asyncio.Task[None]] = set()
         self.log: list[dict[str, Any]] = []
 
-    def send(self, url: str, secret: str, event_type: str, run: dict[str, Any]) -> None:
-        event = {
-            "id": f"evt_{secrets.token_hex(12)}",
-            "type": event_type,
-            "created": int(time.time()),
-            "data": run,
-        }
-        task = asyncio.get_running_loop().create_task(self._deliver(url, secret, event))
+    def send(
+        self, url: str, secret: str, event_type: str, run: dict[str, Any], body: str = "envelope"
+    ) -> None:
+        """Deliver ``event_type`` for ``run`` with a ``body`` shape: envelope or flat."""
+        event_id = f"evt_{secrets.token_hex(12)}"
+        now = time.time()
+        event: dict[str, Any]
+        if body == "flat":
+            event = {"event": event_type, "run_id": run["id"]}
+            event.update({k: run.get(k) for k in _FLAT_FIELDS})
+            event["created_at"] = iso(now)
+        else:
+            event = {"id": event_id, "type": event_type, "created": int(now), "data": run}
+        entry = {"event_id": event_id, "event_type": event_type, "run_id": run["id"]}
+        task = asyncio.get_running_loop().create_task(self._deliver(url, secret, event, entry))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, url: str, secret: str, event: dict[str, Any]) -> None:
+    async def _deliver(
+        self, url: str, secret: str, event: dict[str, Any], about: dict[str, Any]
+    ) -> None:
         body = json.dumps(event, separators=(",", ":")).encode()
         if self._client is None:
             self._client = httpx.AsyncClient()
@@ -62,9 +79,7 @@ class WebhookSender:
             signature = sign(secret, body, int(time.time()))
             entry: dict[str, Any] = {
                 "url": url,
-                "event_id": event["id"],
-                "event_type": event["type"],
-                "run_id": event["data"]["id"],
+                **about,
                 "attempt": attempt,
                 "status": None,
                 "error": None,

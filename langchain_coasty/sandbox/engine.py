@@ -473,7 +473,8 @@ class Engine:
 
     def _webhook(self, run: SandboxRun, event_type: str) -> None:
         if run.webhook_url and run.webhook_secret:
-            self.webhooks.send(run.webhook_url, run.webhook_secret, event_type, run.to_json(None))
+            run_json, shape = run.to_json(None), self.config.webhook_body
+            self.webhooks.send(run.webhook_url, run.webhook_secret, event_type, run_json, shape)
 
 
 __all__ = [

@@ -29,6 +29,12 @@ class SandboxConfig:
     webhook_max_attempts: int = 5
     webhook_timeout: float = 5.0
     max_body_bytes: int = 1_048_576
+    webhook_body: str = "envelope"
+    """Delivery body: ``envelope`` ``{id, type, created, data}`` or ``flat`` (Coasty's
+    cookbook mock: ``{event, run_id, status, result, error, awaiting_human_reason,
+    created_at}``)."""
+    idempotency_lookup: bool = True
+    """Serve ``GET /v1/idempotency/{key}`` (off: the route does not exist, a 404)."""
 
     def update(self, values: dict[str, Any]) -> None:
         """Apply known settings; raises ValueError on an unknown name or a bad value."""
@@ -36,14 +42,31 @@ class SandboxConfig:
         for name, value in values.items():
             if name not in names:
                 raise ValueError(f"unknown setting {name!r}; allowed: {sorted(names)}")
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            current = getattr(self, name)
+            if name in _CHOICES or isinstance(current, bool):
+                _check_option(name, value, current)
+            elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0")
         for name, value in values.items():
             current = getattr(self, name)
-            setattr(self, name, int(value) if isinstance(current, int) else float(value))
+            if isinstance(current, bool | str):
+                setattr(self, name, value)
+            else:
+                setattr(self, name, int(value) if isinstance(current, int) else float(value))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {"webhook_body": ("envelope", "flat")}
+"""The allowed values of the settings that are words."""
+
+
+def _check_option(name: str, value: Any, current: Any) -> None:
+    if isinstance(current, bool) and not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false")
+    if name in _CHOICES and value not in _CHOICES[name]:
+        raise ValueError(f"{name} must be one of {list(_CHOICES[name])}")
 
 
 def iso(ts: float | None) -> str | None:

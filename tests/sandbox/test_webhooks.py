@@ -136,3 +136,55 @@ def test_a_slow_receiver_never_blocks_the_run(
     assert receiver.received == []
     receiver.gate.set()
     wait_until(lambda: len(receiver.received) == 2)
+
+
+def test_flat_body_is_the_cookbook_mock_shape(
+    api: httpx.Client, sb: CoastySandbox, receiver: Receiver
+) -> None:
+    sb.configure(webhook_body="flat")
+    run = create(api, sb.machine_id, webhook_url=receiver.url, metadata={"k": "v"})
+    read_events(api, run["id"])
+    wait_until(lambda: len(receiver.received) == 1)
+    headers, body = receiver.received[0]
+    event = verify(run["webhook_secret"], headers, body)
+    assert set(event) == {
+        "event",
+        "run_id",
+        "status",
+        "result",
+        "error",
+        "awaiting_human_reason",
+        "created_at",
+    }
+    assert (event["event"], event["run_id"], event["status"]) == (
+        "run.succeeded",
+        run["id"],
+        "succeeded",
+    )
+    assert event["result"] and event["result"] == api.get(f"/v1/runs/{run['id']}").json()["result"]
+    assert event["created_at"].endswith("Z")
+    wait_until(lambda: any(e["delivered"] for e in sb.webhook_deliveries()))
+    (entry,) = sb.webhook_deliveries()
+    assert entry["event_type"] == "run.succeeded" and entry["run_id"] == run["id"]
+
+
+def test_body_shape_and_lookup_settings_are_checked(sb: CoastySandbox) -> None:
+    assert sb.configure(webhook_body="flat")["webhook_body"] == "flat"
+    assert sb.configure(idempotency_lookup=False)["idempotency_lookup"] is False
+    for settings in ({"webhook_body": "xml"}, {"idempotency_lookup": 0}, {"pace": "fast"}):
+        with pytest.raises(ValueError):
+            sb.configure(**settings)
+    sb.reset(config=True)
+    config = sb.info()["config"]
+    assert (config["webhook_body"], config["idempotency_lookup"]) == ("envelope", True)
+
+
+def test_idempotency_lookup_can_be_switched_off(api: httpx.Client, sb: CoastySandbox) -> None:
+    create(api, sb.machine_id, headers={"Idempotency-Key": "lookup-1"})
+    assert api.get("/v1/idempotency/lookup-1").status_code == 200
+    sb.configure(idempotency_lookup=False)
+    gone = api.get("/v1/idempotency/lookup-1")
+    unknown = api.get("/v1/no-such-route")
+    assert gone.status_code == unknown.status_code == 404
+    assert gone.json()["error"]["code"] == unknown.json()["error"]["code"] == "NOT_FOUND"
+    assert gone.json()["error"]["message"].startswith("No route GET /v1/idempotency/")

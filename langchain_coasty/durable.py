@@ -17,10 +17,12 @@ the ordinary HITL interrupt with the Coasty agent's question when it waits for a
 run's events are delivered (callbacks, custom stream, ``event_log``) in catch-up batches at
 these wake-ups, each once.
 
-A webhook receiver verifies the delivery (``verify_run_webhook`` fetches the run's signing
-secret through its idempotency key, so the receiver keeps no state), then calls
-``resume_from_webhook(graph, event)``: it finds the thread from the run's ``metadata``
-(``langchain_thread_id``) and resumes the interrupt waiting for that run. Resumes of one
+A webhook receiver verifies the delivery (``verify_run_webhook`` reads the run's signing
+secret from the ``WebhookSecretStore`` the tool put it in when it created the run: in
+memory for one process, a LangGraph ``BaseStore`` such as ``PostgresStore`` across
+processes), then calls ``resume_from_webhook(graph, event, client=client)``: it fetches
+the run, finds the thread from its ``metadata`` (``langchain_thread_id``) and resumes the
+interrupt waiting for that run. Resumes of one
 thread must not overlap: in one process ``resume_from_webhook`` serialises them with
 ``thread_lock(thread_id)`` (use the same lock when you answer a pause); on LangGraph Server
 create the resume run with ``multitask_strategy="enqueue"``.
@@ -29,25 +31,41 @@ create the resume run with ``multitask_strategy="enqueue"``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from langchain_core.runnables import RunnableConfig
+from pydantic import ValidationError
 
 from langchain_coasty._engine.durable_steps import RECHECK, WAIT_TYPE, CoastyWait
 from langchain_coasty._graph import THREAD_ID_KEY, TRUNCATED_KEY
 from langchain_coasty._lru import BoundedDict
-from langchain_coasty.client import Run
+from langchain_coasty.client import AsyncCoastyClient, CoastyClient, NotFoundError, Run
 from langchain_coasty.human import pause_run_id
-from langchain_coasty.webhooks import WebhookEvent, averify_run_webhook, verify_run_webhook
+from langchain_coasty.webhook_secrets import (
+    BaseStoreWebhookSecrets,
+    InMemoryWebhookSecrets,
+    WebhookSecretStore,
+)
+from langchain_coasty.webhooks import (
+    WebhookEvent,
+    WebhookSecretNotFoundError,
+    averify_run_webhook,
+    verify_run_webhook,
+)
 
 __all__ = [
     "RECHECK",
     "WAIT_TYPE",
+    "BaseStoreWebhookSecrets",
     "CoastyWait",
+    "InMemoryWebhookSecrets",
     "ResumeOutcome",
+    "WebhookSecretNotFoundError",
+    "WebhookSecretStore",
     "aresume_from_webhook",
     "averify_run_webhook",
     "find_thread",
@@ -108,17 +126,20 @@ async def _acquire(lock: threading.Lock) -> None:
         delay = min(delay * 2, longest)
 
 
-def _event_dict(event: WebhookEvent | Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(event, WebhookEvent):
-        return event.model_dump(mode="json")
-    return dict(event)
+def _event(event: WebhookEvent | Mapping[str, Any]) -> tuple[dict[str, Any], str | None, Any]:
+    """The resume value, the run id and the event type of a delivery, in either shape."""
+    if not isinstance(event, WebhookEvent):
+        try:
+            event = WebhookEvent.model_validate(event)
+        except ValidationError:
+            body = dict(event)
+            return body, None, body.get("type")
+    return event.model_dump(mode="json"), event.run_id, event.type
 
 
-def _waiting_interrupt(snapshot: Any, event: Mapping[str, Any]) -> Any:
+def _waiting_interrupt(snapshot: Any, run_id: str | None, kind: Any) -> Any:
     """The pending interrupt that this event should resume, if any."""
-    run = event.get("data") or {}
-    run_id = run.get("id")
-    terminal = event.get("type") in _TERMINAL_EVENTS
+    terminal = kind in _TERMINAL_EVENTS
     fallback = None
     for pending in getattr(snapshot, "interrupts", ()) or ():
         value = getattr(pending, "value", None)
@@ -132,40 +153,60 @@ def _waiting_interrupt(snapshot: Any, event: Mapping[str, Any]) -> Any:
     return fallback
 
 
-def _plan(
-    event: WebhookEvent | Mapping[str, Any], config: RunnableConfig | None
-) -> tuple[dict[str, Any], RunnableConfig | None]:
-    body = _event_dict(event)
-    data = body.get("data")
-    given: Mapping[str, Any] = (config or {}).get("configurable") or {}
-    if given.get("thread_id") is not None:
-        return body, config
-    found = find_thread(data) if isinstance(data, Mapping) else None
+def _given_thread(config: RunnableConfig | None) -> bool:
+    return ((config or {}).get("configurable") or {}).get("thread_id") is not None
+
+
+def _with_thread(
+    config: RunnableConfig | None, found: RunnableConfig | None
+) -> RunnableConfig | None:
+    if _given_thread(config):
+        return config
     if found is None:
-        return body, None
+        return None
+    given: Mapping[str, Any] = (config or {}).get("configurable") or {}
     merged: dict[str, Any] = {**(config or {})}
     merged["configurable"] = {**given, **found["configurable"]}
-    return body, RunnableConfig(**merged)  # type: ignore[typeddict-item]
+    return cast(RunnableConfig, merged)
+
+
+def _body_thread(body: Mapping[str, Any]) -> RunnableConfig | None:
+    data = body.get("data")
+    return find_thread(data) if isinstance(data, Mapping) else None
 
 
 def resume_from_webhook(
-    graph: Any, event: WebhookEvent | Mapping[str, Any], *, config: RunnableConfig | None = None
+    graph: Any,
+    event: WebhookEvent | Mapping[str, Any],
+    *,
+    config: RunnableConfig | None = None,
+    client: CoastyClient | None = None,
 ) -> ResumeOutcome:
     """Resume the thread whose durable wait (or pause) this verified webhook event concerns.
 
-    ``event`` is a verified delivery (``verify_webhook`` / ``verify_run_webhook``). The
-    thread comes from the run's metadata unless ``config`` names one (``config`` may also
-    carry callbacks and other options for the invocation). Runs
+    ``event`` is a verified delivery (``verify_run_webhook`` / ``verify_webhook``), in
+    either body shape. The thread is ``config``'s when it names one (``config`` may also
+    carry callbacks and other options for the invocation); else it is read from the run's
+    metadata: from ``client.runs.get(event.run_id)`` when a ``client`` is given (Coasty's
+    deliveries need not carry metadata), from the body otherwise. Runs
     ``graph.invoke(Command(resume={interrupt_id: event}), config)`` under ``thread_lock``.
     """
     from langgraph.types import Command
 
-    body, config = _plan(event, config)
+    body, run_id, kind = _event(event)
+    found: RunnableConfig | None = None
+    if not _given_thread(config):
+        if client is None:
+            found = _body_thread(body)
+        elif run_id is not None:
+            with contextlib.suppress(NotFoundError):
+                found = find_thread(client.runs.get(run_id))
+    config = _with_thread(config, found)
     if config is None:
         return ResumeOutcome("no_thread")
     thread_id = str(config["configurable"]["thread_id"])
     with thread_lock(thread_id):
-        pending = _waiting_interrupt(graph.get_state(config), body)
+        pending = _waiting_interrupt(graph.get_state(config), run_id, kind)
         if pending is None:
             return ResumeOutcome("not_waiting", thread_id)
         result = graph.invoke(Command(resume={pending.id: body}), config)
@@ -173,19 +214,31 @@ def resume_from_webhook(
 
 
 async def aresume_from_webhook(
-    graph: Any, event: WebhookEvent | Mapping[str, Any], *, config: RunnableConfig | None = None
+    graph: Any,
+    event: WebhookEvent | Mapping[str, Any],
+    *,
+    config: RunnableConfig | None = None,
+    client: AsyncCoastyClient | None = None,
 ) -> ResumeOutcome:
     """Async twin of ``resume_from_webhook`` (``graph.ainvoke``)."""
     from langgraph.types import Command
 
-    body, config = _plan(event, config)
+    body, run_id, kind = _event(event)
+    found: RunnableConfig | None = None
+    if not _given_thread(config):
+        if client is None:
+            found = _body_thread(body)
+        elif run_id is not None:
+            with contextlib.suppress(NotFoundError):
+                found = find_thread(await client.runs.get(run_id))
+    config = _with_thread(config, found)
     if config is None:
         return ResumeOutcome("no_thread")
     thread_id = str(config["configurable"]["thread_id"])
     lock = thread_lock(thread_id)
     await _acquire(lock)
     try:
-        pending = _waiting_interrupt(await graph.aget_state(config), body)
+        pending = _waiting_interrupt(await graph.aget_state(config), run_id, kind)
         if pending is None:
             return ResumeOutcome("not_waiting", thread_id)
         result = await graph.ainvoke(Command(resume={pending.id: body}), config)

@@ -1,5 +1,9 @@
 """Verify and parse Coasty webhook deliveries, with a secret you kept or the run's own.
 
+``verify_webhook`` checks a delivery with a secret you hold; ``verify_run_webhook`` finds
+the secret of the run the delivery names in a ``WebhookSecretStore`` (where the tool and
+the runnable put it when they create a run), or through the create's idempotency key.
+
 Coasty signs each delivery with `Coasty-Signature: t=<unix>,v1=<hex>` (the legacy
 `X-Coasty-Signature` header carries the same value), where the hex is
 HMAC-SHA256(secret, f"{t}.".encode() + raw_body). Verify against the raw request bytes,
@@ -13,20 +17,43 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Self
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
-from langchain_coasty._lru import BoundedDict
+from langchain_coasty._graph import IDEMPOTENCY_KEY_KEY
 from langchain_coasty.client import NotFoundError, Run
+from langchain_coasty.webhook_secrets import (
+    BaseStoreWebhookSecrets,
+    InMemoryWebhookSecrets,
+    WebhookSecretStore,
+    aget_secret,
+    aput_secret,
+    as_secret_store,
+)
 
 if TYPE_CHECKING:
+    from langgraph.store.base import BaseStore
+
     from langchain_coasty.client import AsyncCoastyClient, CoastyClient
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
     "SIGNATURE_HEADERS",
+    "BaseStoreWebhookSecrets",
+    "InMemoryWebhookSecrets",
     "WebhookEvent",
+    "WebhookSecretNotFoundError",
+    "WebhookSecretStore",
     "WebhookVerificationError",
     "averify_run_webhook",
     "verify_run_webhook",
@@ -46,19 +73,115 @@ class WebhookVerificationError(ValueError):
 
 
 class WebhookEvent(BaseModel):
-    """A verified webhook delivery: `run.succeeded`, `run.awaiting_human`, ..."""
+    """A webhook delivery, in either published body shape, read into one form.
+
+    Coasty's body is not published: the sandbox sends ``{id, type, created, data: <run>}``,
+    Coasty's cookbook mock ``{event, run_id, status, result, error, awaiting_human_reason,
+    created_at}``. Both, and close variants (``type`` or ``event``; the run under ``data``
+    or ``run``, or at the top level with ``run_id`` or ``id``; ``created`` or ``created_at``
+    as Unix seconds or ISO 8601), give the same fields. Unknown fields pass through.
+    """
 
     model_config = ConfigDict(extra="allow")
 
-    id: str
+    id: str | None = None
+    """The event id, when the body has one (de-duplicate with ``dedupe_key``)."""
     type: str
-    created: int
+    """``run.succeeded``, ``run.awaiting_human``, ... (a bare status gets the ``run.`` prefix)."""
+    run_id: str
+    created: int | None = None
+    """When the event was created (Unix seconds), when the body says."""
     data: dict[str, Any]
+    """The run as the body gives it (the flat body's fields, with ``id`` set to the run id)."""
+
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _read_any_shape(cls, value: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        if not isinstance(value, Mapping):
+            return handler(value)
+        event = handler(_normalize(value))
+        event._raw = dict(value)
+        return event
 
     @property
     def run(self) -> Run:
-        """The run this event is about (its `webhook_secret` is always null here)."""
+        """The run as the body gives it (its ``webhook_secret`` is always null here).
+
+        A flat body carries only a few of the run's fields; ``client.runs.get(event.run_id)``
+        has them all.
+        """
         return Run.model_validate(self.data)
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The body as it was received."""
+        return dict(self._raw)
+
+    @property
+    def dedupe_key(self) -> str:
+        """What tells deliveries apart: the event id, else the run id, type and time."""
+        return self.id or f"{self.run_id}:{self.type}:{self.created}"
+
+
+_RUN_STATUSES = frozenset(
+    {"queued", "running", "awaiting_human", "succeeded", "failed", "cancelled", "timed_out"}
+)
+
+
+def _locate_run(body: Mapping[str, Any]) -> tuple[dict[str, Any], Any, Any]:
+    """The run, run id and event id a body names (unchecked; see ``_normalize``)."""
+    nested = next((body[k] for k in ("data", "run") if isinstance(body.get(k), Mapping)), None)
+    if nested is not None:
+        run = dict(nested)
+        run_id = run.get("id") or run.get("run_id") or body.get("run_id")
+        run.setdefault("id", run_id)
+        return run, run_id, body.get("id")
+    if body.get("run_id") is not None:
+        run_id, event_id = body.get("run_id"), body.get("id")
+    elif "status" in body or "object" in body:  # the run itself at the top level
+        run_id, event_id = body.get("id"), None
+    else:
+        run_id = event_id = None
+    run = {k: v for k, v in body.items() if k not in ("type", "event", "run_id")}
+    run["id"] = run_id
+    return run, run_id, event_id
+
+
+def _normalize(body: Mapping[str, Any]) -> dict[str, Any]:
+    kind = body.get("type") or body.get("event")
+    if not isinstance(kind, str):
+        raise ValueError("no event type (`type` or `event`)")
+    if kind in _RUN_STATUSES:
+        kind = f"run.{kind}"
+    run, run_id, event_id = _locate_run(body)
+    if not isinstance(run_id, str) or not run_id:
+        raise ValueError("no run id (`data.id`, `run_id` or `id`)")
+    if event_id is not None and not isinstance(event_id, str):
+        raise ValueError("the event id is not a string")
+    created = next((body[k] for k in ("created", "created_at") if body.get(k) is not None), None)
+    fields = {k: v for k, v in body.items() if k not in ("run", "data")}
+    fields.update(id=event_id, type=kind, run_id=run_id, created=_unix(created), data=run)
+    return fields
+
+
+def _unix(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit():
+            return int(text)
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
+    raise ValueError("`created` is neither Unix seconds nor an ISO 8601 time")
 
 
 def _parse_header(header: str) -> tuple[int, list[str]]:
@@ -145,73 +268,106 @@ def verify_webhook(
         raise WebhookVerificationError("The payload is not a Coasty webhook event") from None
 
 
-_secrets: BoundedDict[str, tuple[str, SecretStr]] = BoundedDict(4096)
-"""Signing secrets fetched so far, by idempotency key: (run id, secret)."""
+class WebhookSecretNotFoundError(WebhookVerificationError):
+    """No secret is known for the run a delivery names (yet): answer 503 so Coasty retries.
+
+    A delivery can come before the create response that carries the secret was handled.
+    """
 
 
-def _claimed_key(payload: bytes) -> tuple[str, str]:
-    """The (idempotency key, run id) an unverified delivery claims; only used to look up."""
+def _claims(payload: bytes) -> tuple[str, str | None]:
+    """The (run id, idempotency key) an unverified delivery claims; only used to look up."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise WebhookVerificationError(
             f"Webhook body is {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit"
         )
     try:
-        data = json.loads(payload)["data"]
-        key, run_id = data["metadata"]["idempotency_key"], data["id"]
-    except (ValueError, KeyError, TypeError):
+        body = json.loads(payload)
+    except ValueError:
+        raise WebhookVerificationError("The payload is not JSON") from None
+    if not isinstance(body, Mapping):
+        raise WebhookVerificationError("The payload is not a Coasty webhook event")
+    run, run_id, _ = _locate_run(body)
+    if not isinstance(run_id, str) or not run_id:
         raise WebhookVerificationError(
-            "The delivery names no run with an idempotency key in its metadata; "
-            "verify it with verify_webhook and the secret you kept"
-        ) from None
-    if not isinstance(key, str) or not isinstance(run_id, str):
-        raise WebhookVerificationError("The delivery's run metadata is malformed")
-    return key, run_id
+            "The delivery names no run; verify it with verify_webhook and the secret you kept"
+        )
+    meta = run.get("metadata") if isinstance(run.get("metadata"), Mapping) else body.get("metadata")
+    key = meta.get(IDEMPOTENCY_KEY_KEY) if isinstance(meta, Mapping) else None
+    return run_id, key if isinstance(key, str) and key else None
 
 
-def _remember(key: str, run_id: str, result: Any) -> SecretStr:
+def _not_found(run_id: str, key: str | None) -> WebhookSecretNotFoundError:
+    if key is None:
+        return WebhookSecretNotFoundError(
+            f"No webhook secret for run {run_id!r} in the secret store, and the delivery names "
+            "no idempotency key to fetch it with"
+        )
+    return WebhookSecretNotFoundError(
+        f"No webhook secret for run {run_id!r} in the secret store, and no create with this "
+        "idempotency key (or no GET /v1/idempotency/{key} lookup)"
+    )
+
+
+def _looked_up(run_id: str, result: Any) -> SecretStr:
     if not isinstance(result, Mapping) or result.get("id") != run_id:
         raise WebhookVerificationError("The idempotency key does not belong to this run")
     secret = result.get("webhook_secret")
     if not isinstance(secret, str) or not secret:
         raise WebhookVerificationError("The run was created without a webhook_url")
-    value = SecretStr(secret)
-    _secrets.put(key, (run_id, value))
-    return value
-
-
-def _cached(key: str, run_id: str) -> SecretStr | None:
-    found = _secrets.get(key)
-    return found[1] if found is not None and found[0] == run_id else None
+    return SecretStr(secret)
 
 
 def verify_run_webhook(
-    client: CoastyClient, payload: bytes, signature_header: str, *, tolerance: int = 300
+    client: CoastyClient,
+    payload: bytes,
+    signature_header: str,
+    *,
+    secrets: WebhookSecretStore | BaseStore | None = None,
+    tolerance: int = 300,
 ) -> WebhookEvent:
-    """``verify_webhook`` with the run's secret fetched from Coasty (no secret store needed).
+    """``verify_webhook`` with the secret of the run the delivery names.
 
-    The secret comes with the original create response, which ``GET /v1/idempotency/{key}``
-    returns for 24 h; the key is in the run's metadata. Raises ``WebhookVerificationError``.
+    The secret comes from ``secrets`` (the store the runs were created with; a LangGraph
+    ``BaseStore`` works too; default: this process's), by run id. When it has none and the
+    body names the create's idempotency key, ``GET /v1/idempotency/{key}`` (if Coasty
+    serves it) returns the create response, secret included, for 24 h. Raises
+    ``WebhookSecretNotFoundError`` when neither knows the run, ``WebhookVerificationError``
+    when the delivery is not authentic.
     """
-    key, run_id = _claimed_key(payload)
-    secret = _cached(key, run_id)
+    run_id, key = _claims(payload)
+    store = as_secret_store(secrets)
+    secret = store.get(run_id)
     if secret is None:
+        if key is None:
+            raise _not_found(run_id, key)
         try:
             lookup: Callable[[str], Any] = client.idempotency.get
-            secret = _remember(key, run_id, lookup(key).result)
+            secret = _looked_up(run_id, lookup(key).result)
         except NotFoundError:
-            raise WebhookVerificationError("No create with this idempotency key") from None
+            raise _not_found(run_id, key) from None
+        store.put(run_id, secret)
     return verify_webhook(payload, signature_header, secret, tolerance=tolerance)
 
 
 async def averify_run_webhook(
-    client: AsyncCoastyClient, payload: bytes, signature_header: str, *, tolerance: int = 300
+    client: AsyncCoastyClient,
+    payload: bytes,
+    signature_header: str,
+    *,
+    secrets: WebhookSecretStore | BaseStore | None = None,
+    tolerance: int = 300,
 ) -> WebhookEvent:
     """Async twin of ``verify_run_webhook``."""
-    key, run_id = _claimed_key(payload)
-    secret = _cached(key, run_id)
+    run_id, key = _claims(payload)
+    store = as_secret_store(secrets)
+    secret = await aget_secret(store, run_id)
     if secret is None:
+        if key is None:
+            raise _not_found(run_id, key)
         try:
-            secret = _remember(key, run_id, (await client.idempotency.get(key)).result)
+            secret = _looked_up(run_id, (await client.idempotency.get(key)).result)
         except NotFoundError:
-            raise WebhookVerificationError("No create with this idempotency key") from None
+            raise _not_found(run_id, key) from None
+        await aput_secret(store, run_id, secret)
     return verify_webhook(payload, signature_header, secret, tolerance=tolerance)

@@ -54,6 +54,7 @@ from langchain_coasty.client import (
     NotFoundError,
     RunEvent,
 )
+from langchain_coasty.webhook_secrets import akeep_secret, keep_secret
 
 if TYPE_CHECKING:
     from langchain_core.callbacks import (
@@ -105,6 +106,7 @@ def drive_sync(
                     creating = plan.key
                     value = client.runs.create_request(plan.request, idempotency_key=plan.key)
                     creating = None
+                    keep_secret(session.settings.webhook_secrets, value.run)
                 case Attached():
                     child = _start_child(session, callbacks)
                     if child is not None:
@@ -199,6 +201,7 @@ async def drive_async(
                     creating = plan.key
                     value = await client.runs.create_request(plan.request, idempotency_key=plan.key)
                     creating = None
+                    await akeep_secret(session.settings.webhook_secrets, value.run)
                 case Attached():
                     child = await _astart_child(session, callbacks)
                     if child is not None:

@@ -68,10 +68,12 @@ def is_wake_up(value: Any) -> bool:
         return False
     if value.get("coasty_wait") is not None:
         return True
-    kind = value.get("type")
-    if isinstance(kind, str) and kind.startswith("run.") and isinstance(value.get("data"), Mapping):
+    kind = value.get("type") or value.get("event")  # either published webhook body
+    run = value.get("data") if isinstance(value.get("data"), Mapping) else value.get("run_id")
+    if isinstance(kind, str) and kind.startswith("run.") and isinstance(run, Mapping | str):
         return True
-    return value.get("object") == "agent.run" or ("id" in value and "status" in value)
+    has_id = "id" in value or "run_id" in value
+    return value.get("object") == "agent.run" or (has_id and "status" in value)
 
 
 def durable_steps(session: RunSession, created: CreateResult) -> Steps:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field
 
 from langchain_coasty.client import AsyncCoastyClient, CoastyClient
 from langchain_coasty.human import AwaitingHumanPolicy
+from langchain_coasty.webhook_secrets import WebhookSecretStore, as_secret_store
 
 __all__ = ["ClientCache", "CoastySettings", "WaitMode", "check_settings"]
 
@@ -139,6 +140,9 @@ class CoastySettings(BaseModel):
     """A ready sync client to use instead of building one."""
     async_client: AsyncCoastyClient | None = Field(default=None, exclude=True)
     """A ready async client to use instead of building one."""
+    webhook_secrets: WebhookSecretStore | None = Field(default=None, exclude=True)
+    """Where each run's webhook secret is kept by run id for ``verify_run_webhook`` (a
+    ``WebhookSecretStore`` or a LangGraph ``BaseStore``); default: in memory, this process."""
 
     _clients: ClientCache = PrivateAttr(default_factory=ClientCache)
 
@@ -147,6 +151,11 @@ class CoastySettings(BaseModel):
     def _within_limits(cls, value: Any, info: Any) -> Any:
         _check(info.field_name, value)
         return value
+
+    @field_validator("webhook_secrets", mode="before")
+    @classmethod
+    def _secret_store(cls, value: Any) -> WebhookSecretStore | None:
+        return None if value is None else as_secret_store(value)
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments of a client built from these settings.

@@ -1,16 +1,37 @@
-"""verify_webhook: every rejection case, with vectors computed here."""
+"""verify_webhook: every rejection case, with vectors computed here; both body shapes; the
+secret store and ``verify_run_webhook`` against the sandbox."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
-from langchain_coasty import WebhookEvent, WebhookVerificationError, verify_webhook
+from langchain_coasty import (
+    AsyncCoastyClient,
+    CoastyClient,
+    CoastyRunnable,
+    WebhookEvent,
+    WebhookVerificationError,
+    averify_run_webhook,
+    verify_run_webhook,
+    verify_webhook,
+)
+from langchain_coasty.webhook_secrets import (
+    BaseStoreWebhookSecrets,
+    InMemoryWebhookSecrets,
+    WebhookSecretStore,
+    as_secret_store,
+)
+from langchain_coasty.webhooks import WebhookSecretNotFoundError
 
 SECRET = "whsec_test_5f2b9c1e"
 EVENT = {
@@ -156,3 +177,194 @@ def test_error_text_never_contains_the_secret_or_expected_digest() -> None:
     text = str(info.value) + repr(info.value)
     assert SECRET not in text
     assert sign(BODY + b"x", t=t)[1] not in text
+
+
+# -- both published body shapes, and close variants ----------------------------------------
+
+FLAT = {
+    "event": "run.succeeded",
+    "run_id": "3c1f",
+    "status": "succeeded",
+    "result": {"summary": "done"},
+    "error": None,
+    "awaiting_human_reason": None,
+    "created_at": "2026-12-01T10:00:00Z",
+}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        EVENT,
+        FLAT,
+        {"type": "run.succeeded", "run": {"id": "3c1f", "status": "succeeded"}, "created": 1},
+        {"type": "succeeded", "id": "3c1f", "object": "agent.run", "status": "succeeded"},
+        {"event": "run.succeeded", "run_id": "3c1f", "id": "evt_9", "created": "1700000000"},
+        {"type": "run.succeeded", "data": {"run_id": "3c1f"}, "created_at": 1_700_000_000.5},
+    ],
+    ids=["envelope", "flat", "run-key", "bare-status-run-at-top", "event-id-and-run-id", "data"],
+)
+def test_every_body_shape_gives_the_same_event_fields(body: dict[str, object]) -> None:
+    raw = json.dumps(body).encode()
+    event = verify_webhook(raw, header(raw), SECRET)
+    assert (event.type, event.run_id) == ("run.succeeded", "3c1f")
+    assert event.data["id"] == "3c1f"
+    assert event.raw == body
+    assert event.created is None or isinstance(event.created, int)
+
+
+def test_flat_body_keeps_its_fields_and_reads_its_time() -> None:
+    raw = json.dumps({**FLAT, "brand_new": 1}).encode()
+    event = verify_webhook(raw, header(raw), SECRET)
+    assert event.id is None
+    assert event.created == 1_796_119_200  # 2026-12-01T10:00:00Z
+    assert event.run.status == "succeeded" and event.run.result == {"summary": "done"}
+    dumped = event.model_dump(mode="json")
+    assert dumped["brand_new"] == 1 and dumped["status"] == "succeeded"
+    assert event.dedupe_key == "3c1f:run.succeeded:1796119200"
+    assert WebhookEvent.model_validate(dumped).run_id == "3c1f"  # a dump reads back the same
+    enveloped = verify_webhook(BODY, header(), SECRET)
+    assert enveloped.dedupe_key == "evt_0123abcd"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"event": "run.succeeded"},  # no run
+        {"event": "run.succeeded", "run_id": 7},
+        {"type": "run.succeeded", "id": "3c1f"},  # an id, but nothing says it is a run
+        {"event": "run.succeeded", "run_id": "r", "created_at": "yesterday"},
+        {"event": "run.succeeded", "run_id": "r", "id": 5},
+        {"event": 5, "run_id": "r"},
+    ],
+)
+def test_signed_bodies_without_a_type_or_a_run_are_rejected(body: dict[str, object]) -> None:
+    raw = json.dumps(body).encode()
+    with pytest.raises(WebhookVerificationError, match="not a Coasty webhook event"):
+        verify_webhook(raw, header(raw), SECRET)
+
+
+# -- the secret store, and verify_run_webhook against the sandbox ---------------------------
+
+
+def test_in_memory_store_is_bounded_and_never_shows_a_secret() -> None:
+    store = InMemoryWebhookSecrets(maxsize=2)
+    for run_id in ("a", "b", "c"):
+        store.put(run_id, SecretStr(f"whsec_{run_id}"))
+    assert store.get("a") is None  # the least recently used went
+    found = store.get("c")
+    assert found is not None and found.get_secret_value() == "whsec_c"
+    assert "whsec" not in repr(store) + repr(found)
+    assert isinstance(store, WebhookSecretStore)
+    assert asyncio.run(store.aget("b")) == SecretStr("whsec_b")
+
+
+def test_a_langgraph_store_is_adapted_under_its_own_namespace() -> None:
+    from langgraph.store.memory import InMemoryStore
+
+    base = InMemoryStore()
+    store = as_secret_store(base)
+    assert isinstance(store, BaseStoreWebhookSecrets)
+    store.put("run-1", SecretStr("whsec_1"))
+    item = base.get(("coasty", "webhook_secrets"), "run-1")
+    assert item is not None and item.value == {"secret": "whsec_1"}
+    assert asyncio.run(store.aget("run-1")) == SecretStr("whsec_1")
+    assert store.get("run-2") is None
+    assert "whsec" not in repr(store)
+    with pytest.raises(TypeError, match="WebhookSecretStore"):
+        as_secret_store({"run-1": "whsec_1"})  # type: ignore[arg-type]
+
+
+def _signed(body: dict[str, Any], secret: str) -> tuple[bytes, str]:
+    raw = json.dumps(body).encode()
+    return raw, header(raw, secret=secret)
+
+
+def _flat(run_id: str) -> dict[str, Any]:
+    return {**FLAT, "run_id": run_id}
+
+
+def test_the_engine_keeps_the_secret_where_the_receiver_finds_it(sb: Any) -> None:
+    sb.configure(idempotency_lookup=False)
+    store = InMemoryWebhookSecrets()
+    runnable = CoastyRunnable(
+        api_key=sb.api_key,
+        base_url=sb.base_url,
+        machine_id=sb.machine_id,
+        webhook_url=f"{sb.base_url}/hooks/nobody",
+        webhook_secrets=store,
+    )
+    run = runnable.invoke("Open the notes app")
+    assert run.webhook_secret is not None
+    secret = run.webhook_secret.get_secret_value()
+    assert store.get(run.id) == SecretStr(secret)
+    with CoastyClient(api_key=sb.api_key, base_url=sb.base_url) as client:
+        raw, signature = _signed(_flat(run.id), secret)
+        event = verify_run_webhook(client, raw, signature, secrets=store)
+        assert (event.type, event.run_id) == ("run.succeeded", run.id)
+        _, forged = _signed(_flat(run.id), "whsec_forged")
+        with pytest.raises(WebhookVerificationError, match="No signature matches"):
+            verify_run_webhook(client, raw, forged, secrets=store)
+        # Another store (another process) has no secret, and there is no lookup to ask.
+        with pytest.raises(WebhookSecretNotFoundError, match="idempotency key"):
+            verify_run_webhook(client, raw, signature, secrets=InMemoryWebhookSecrets())
+
+
+def test_the_idempotency_lookup_is_a_fallback_when_the_body_names_a_key(sb: Any) -> None:
+    with CoastyClient(api_key=sb.api_key, base_url=sb.base_url) as client:
+        run = client.runs.create(
+            machine_id=sb.machine_id,
+            task="Open the notes app",
+            webhook_url=f"{sb.base_url}/hooks/nobody",
+            metadata={"idempotency_key": "lookup-key-1"},
+            idempotency_key="lookup-key-1",
+        )
+        assert run.webhook_secret is not None
+        secret = run.webhook_secret.get_secret_value()
+        body = {**EVENT, "data": {**EVENT["data"], "id": run.id, "metadata": run.metadata}}
+        raw, signature = _signed(body, secret)
+        store = InMemoryWebhookSecrets()
+        assert verify_run_webhook(client, raw, signature, secrets=store).run_id == run.id
+        assert store.get(run.id) == SecretStr(secret)  # kept for the next delivery
+
+        sb.configure(idempotency_lookup=False)
+        assert verify_run_webhook(client, raw, signature, secrets=store).run_id == run.id
+        with pytest.raises(WebhookSecretNotFoundError, match="no create with this"):
+            verify_run_webhook(client, raw, signature, secrets=InMemoryWebhookSecrets())
+
+
+class _SyncOnly:
+    """A store with no async methods: used from async code through a worker thread."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, SecretStr] = {}
+        self.threads: set[int] = set()
+
+    def put(self, run_id: str, secret: SecretStr) -> None:
+        self.threads.add(threading.get_ident())
+        self.items[run_id] = secret
+
+    def get(self, run_id: str) -> SecretStr | None:
+        self.threads.add(threading.get_ident())
+        return self.items.get(run_id)
+
+
+async def test_async_twins_use_the_store_without_blocking_the_loop(sb: Any) -> None:
+    sb.configure(webhook_body="flat", idempotency_lookup=False)
+    store = _SyncOnly()
+    runnable = CoastyRunnable(
+        api_key=sb.api_key,
+        base_url=sb.base_url,
+        machine_id=sb.machine_id,
+        webhook_url=f"{sb.base_url}/hooks/nobody",
+        webhook_secrets=store,
+    )
+    run = await runnable.ainvoke("Open the notes app")
+    assert run.webhook_secret is not None
+    raw, signature = _signed(_flat(run.id), run.webhook_secret.get_secret_value())
+    async with AsyncCoastyClient(api_key=sb.api_key, base_url=sb.base_url) as client:
+        event = await averify_run_webhook(client, raw, signature, secrets=store)
+        assert event.run_id == run.id
+        with pytest.raises(WebhookSecretNotFoundError):
+            await averify_run_webhook(client, raw, signature, secrets=InMemoryWebhookSecrets())
+    assert threading.get_ident() not in store.threads

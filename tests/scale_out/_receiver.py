@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,8 +17,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from langchain_coasty import CoastyClient, WebhookVerificationError
-from langchain_coasty.durable import ResumeOutcome, resume_from_webhook, verify_run_webhook
+from langchain_coasty import AsyncCoastyClient, CoastyClient, WebhookEvent
+from langchain_coasty.durable import (
+    ResumeOutcome,
+    WebhookSecretNotFoundError,
+    aresume_from_webhook,
+    averify_run_webhook,
+    resume_from_webhook,
+    verify_run_webhook,
+)
+from langchain_coasty.webhooks import WebhookVerificationError
 
 
 def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
@@ -34,34 +43,73 @@ def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -
 
 
 class Receiver:
-    """Starlette app: POST /hooks verifies a delivery and resumes the thread it concerns."""
+    """Starlette app: POST /hooks verifies a delivery and resumes the thread it concerns.
 
-    def __init__(self, client: CoastyClient, graph: Any, config: dict[str, Any]) -> None:
+    The thread is read from the run (``GET /v1/runs/{id}``), the secret from ``secrets``
+    (default: this process's store). A delivery for a run whose secret is not known yet is
+    answered 503, and the sandbox retries it.
+    """
+
+    def __init__(
+        self,
+        client: CoastyClient | AsyncCoastyClient,
+        graph: Any,
+        config: dict[str, Any],
+        *,
+        secrets: Any = None,
+    ) -> None:
         self.client = client
         self.graph = graph
         self.config = config  # callbacks etc. for the resumed invocations
+        self.secrets = secrets
         self.outcomes: list[tuple[str, ResumeOutcome]] = []
         self.rejected = 0
+        self.deferred = 0
         self.errors: list[BaseException] = []
-        self.app = Starlette(routes=[Route("/hooks", self.hooks, methods=["POST"])])
+        self.app = Starlette(
+            routes=[Route("/hooks", self.hooks, methods=["POST"])], lifespan=self._lifespan
+        )
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        yield
+        if isinstance(self.client, AsyncCoastyClient):
+            await self.client.close()  # on the loop that used it
 
     async def hooks(self, request: Request) -> JSONResponse:
         body = await request.body()
         signature = request.headers.get("coasty-signature", "")
         try:
-            event = await run_in_threadpool(verify_run_webhook, self.client, body, signature)
+            event = await self._verify(body, signature)
+        except WebhookSecretNotFoundError as exc:
+            self.deferred += 1
+            return JSONResponse({"error": str(exc)}, status_code=503)
         except WebhookVerificationError as exc:
             self.rejected += 1
             return JSONResponse({"error": str(exc)}, status_code=400)
         try:
-            outcome = await run_in_threadpool(
-                resume_from_webhook, self.graph, event, config=self.config
-            )
+            outcome = await self._resume(event)
         except BaseException as exc:
             self.errors.append(exc)
             raise
         self.outcomes.append((event.type, outcome))
         return JSONResponse({"status": outcome.status})
+
+    async def _verify(self, body: bytes, signature: str) -> WebhookEvent:
+        if isinstance(self.client, AsyncCoastyClient):
+            return await averify_run_webhook(self.client, body, signature, secrets=self.secrets)
+        return await run_in_threadpool(
+            verify_run_webhook, self.client, body, signature, secrets=self.secrets
+        )
+
+    async def _resume(self, event: WebhookEvent) -> ResumeOutcome:
+        if isinstance(self.client, AsyncCoastyClient):
+            return await aresume_from_webhook(
+                self.graph, event, config=self.config, client=self.client
+            )
+        return await run_in_threadpool(
+            resume_from_webhook, self.graph, event, config=self.config, client=self.client
+        )
 
 
 @contextmanager
@@ -70,9 +118,7 @@ def serve(app: Any) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_until(lambda: server.started, "the receiver to start")

@@ -1,9 +1,10 @@
 """One step of a planner agent in its own process, for the cross-process reattach tests.
 
 ``python agent_process.py start|answer --saver sqlite:PATH|postgres:DSN --thread T
-[--answer TEXT] [--wait stream|durable]`` runs the agent until it stops (an interrupt or
-the end) and prints one JSON line: the interrupts, the last messages and the delivered
-Coasty events. Reads COASTY_API_KEY, COASTY_BASE_URL and COASTY_MACHINE_ID.
+[--answer TEXT] [--wait stream|durable] [--webhook-url URL] [--secrets postgres:DSN]`` runs
+the agent until it stops (an interrupt or the end) and prints one JSON line: the
+interrupts, the last messages and the delivered Coasty events. Reads COASTY_API_KEY,
+COASTY_BASE_URL and COASTY_MACHINE_ID.
 """
 
 from __future__ import annotations
@@ -85,6 +86,22 @@ def checkpointer(spec: str) -> Iterator[Any]:
         raise SystemExit(f"unknown saver {spec!r}")
 
 
+@contextlib.contextmanager
+def secret_store(spec: str | None) -> Iterator[Any]:
+    """No store (the process's own) or a ``PostgresStore`` from ``postgres:DSN``."""
+    if spec is None:
+        yield None
+        return
+    kind, _, where = spec.partition(":")
+    if kind != "postgres":
+        raise SystemExit(f"unknown secret store {spec!r}")
+    from langgraph.store.postgres import PostgresStore
+
+    with PostgresStore.from_conn_string(where) as store:
+        store.setup()
+        yield store
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("phase", choices=["start", "answer"])
@@ -92,13 +109,19 @@ def main() -> None:
     parser.add_argument("--thread", required=True)
     parser.add_argument("--answer", default="use the work account")
     parser.add_argument("--wait", default="stream", choices=["stream", "durable"])
+    parser.add_argument("--webhook-url")
+    parser.add_argument("--secrets", help="postgres:DSN: keep webhook secrets in a PostgresStore")
     args = parser.parse_args()
 
     extra: dict[str, Any] = {} if args.wait == "stream" else {"wait": args.wait}
-    tool = CoastyComputerTool(machine_id=os.environ["COASTY_MACHINE_ID"], **extra)
+    if args.webhook_url:
+        extra["webhook_url"] = args.webhook_url
     events = Events()
     config: Any = {"configurable": {"thread_id": args.thread}, "callbacks": [events]}
-    with checkpointer(args.saver) as saver:
+    with checkpointer(args.saver) as saver, secret_store(args.secrets) as secrets:
+        tool = CoastyComputerTool(
+            machine_id=os.environ["COASTY_MACHINE_ID"], webhook_secrets=secrets, **extra
+        )
         agent = create_agent(HistoryPlanner(), [tool], checkpointer=saver)
         if args.phase == "start":
             out = agent.invoke({"messages": [HumanMessage("get my statement")]}, config)

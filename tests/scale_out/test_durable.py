@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import uuid
 from typing import Any
 
 import httpx
@@ -31,9 +33,26 @@ def _pending(agent: Any, cfg: dict[str, Any]) -> list[Any]:
     return [i.value for i in agent.get_state(cfg).interrupts]
 
 
-def test_webhooks_drive_a_durable_wait_through_a_pause(sb: Any) -> None:
-    sb.configure(webhook_retry_base=0.05)
-    client = CoastyClient(api_key=sb.api_key, base_url=sb.base_url)
+# How Coasty may deliver: the envelope or the flat body (Coasty's cookbook mock), with or
+# without GET /v1/idempotency/{key}; the receiver verifies and resumes sync or async.
+DELIVERIES = [
+    pytest.param("envelope", True, "sync", id="envelope-lookup"),
+    pytest.param("flat", False, "sync", id="flat-no-lookup"),
+    pytest.param("envelope", False, "sync", id="envelope-no-lookup"),
+    pytest.param("flat", False, "async", id="flat-no-lookup-async"),
+]
+
+
+@pytest.mark.parametrize(("body", "lookup", "receiver_mode"), DELIVERIES)
+def test_webhooks_drive_a_durable_wait_through_a_pause(
+    sb: Any, body: str, lookup: bool, receiver_mode: str
+) -> None:
+    sb.configure(webhook_retry_base=0.05, webhook_body=body, idempotency_lookup=lookup)
+    client: Any = (
+        CoastyClient(api_key=sb.api_key, base_url=sb.base_url)
+        if receiver_mode == "sync"
+        else AsyncCoastyClient(api_key=sb.api_key, base_url=sb.base_url)
+    )
     events = Events()
     cfg: dict[str, Any] = {"configurable": {"thread_id": "durable-1"}, "callbacks": [events]}
     receiver = Receiver(client, None, {"callbacks": [events]})
@@ -107,7 +126,8 @@ def test_webhooks_drive_a_durable_wait_through_a_pause(sb: Any) -> None:
     assert counters["open_streams"] == 0
     deliveries = sb.webhook_deliveries()
     assert {d["event_type"] for d in deliveries} >= {"run.awaiting_human", "run.succeeded"}
-    client.close()
+    if receiver_mode == "sync":
+        client.close()
 
 
 def _normalise(text: str) -> str:
@@ -167,3 +187,71 @@ def test_oversized_or_unclaimed_deliveries_are_refused_without_an_api_call(sb: A
         with pytest.raises(WebhookVerificationError, match="idempotency key"):
             verify_run_webhook(client, b'{"data": {"id": "r"}}', "t=1,v1=00")
     assert lookups == []
+
+
+@pytest.mark.slow
+def test_a_durable_wait_is_woken_by_another_process_through_a_postgres_store(
+    sb: Any, postgres_dsn: str
+) -> None:
+    """Process A creates the run and pauses; this process verifies and resumes, with the
+    secret A kept in a PostgresStore: flat bodies, no idempotency lookup, no metadata."""
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from langgraph.store.postgres import PostgresStore
+
+    from langchain_coasty.webhook_secrets import NAMESPACE
+
+    from .conftest import run_agent_process
+
+    sb.configure(webhook_retry_base=0.05, webhook_body="flat", idempotency_lookup=False)
+    thread = f"pg-durable-{uuid.uuid4().hex[:8]}"
+    events = Events()
+    cfg: dict[str, Any] = {"configurable": {"thread_id": thread}, "callbacks": [events]}
+    with (
+        PostgresSaver.from_conn_string(postgres_dsn) as saver,
+        PostgresStore.from_conn_string(postgres_dsn) as store,
+        CoastyClient(api_key=sb.api_key, base_url=sb.base_url) as client,
+    ):
+        saver.setup()
+        store.setup()
+        receiver = Receiver(client, None, {"callbacks": [events]}, secrets=store)
+        with serve(receiver.app) as url:
+            hook = f"{url}/hooks"
+            tool = _tool(sb, wait="durable", webhook_url=hook, webhook_secrets=store)
+            receiver.graph = agent = create_agent(HistoryPlanner(), [tool], checkpointer=saver)
+            with thread_lock(thread):  # no delivery is handled before A's checkpoint exists
+                first = run_agent_process(
+                    sb,
+                    *("start", "--saver", f"postgres:{postgres_dsn}", "--thread", thread),
+                    *("--wait", "durable", "--webhook-url", hook),
+                    *("--secrets", f"postgres:{postgres_dsn}"),
+                )
+            (wait,) = first["interrupts"]
+            assert wait["type"] == "coasty_wait" and first["pid"] != os.getpid()
+            run_id = wait["run_id"]
+            kept = store.get(NAMESPACE, run_id)
+            assert kept is not None and kept.value["secret"].startswith("whsec_")
+
+            question = wait_until(
+                lambda: [v for v in _pending(agent, cfg) if "action_requests" in v],
+                "the Coasty question to surface here",
+            )[0]
+            assert question["coasty"]["run_id"] == run_id
+            with thread_lock(thread):
+                agent.invoke(Command(resume="use the work account"), cfg)
+            final = wait_until(
+                lambda: (
+                    (m := agent.get_state(cfg).values["messages"][-1]).type == "ai"
+                    and not m.tool_calls
+                    and m
+                ),
+                "the final answer",
+            )
+            assert final.content.startswith(f"final: Coasty run {run_id} succeeded")
+
+    assert not receiver.errors and receiver.rejected == 0
+    assert ("run.awaiting_human", "resumed") in [(k, o.status) for k, o in receiver.outcomes]
+    seqs = [e["seq"] for e in events.seen]
+    assert seqs == list(range(1, len(seqs) + 1)) and events.seen[-1]["type"] == "done"
+    counters = sb.counters()
+    assert counters["runs_created"] == 1 and counters["resumes"] == 1
+    assert {k: v for k, v in counters["runs_by_status"].items() if v} == {"succeeded": 1}

@@ -1,12 +1,18 @@
 """Webhook receiver: Coasty calls you back; a waiting LangGraph thread carries on.
 
-Nothing holds a stream open here. A graph node starts the Coasty run with a ``webhook_url``
+Nothing holds a stream open here. A graph node starts the Coasty run with a ``webhook_url``,
+keeps the run's ``webhook_secret`` (returned once, on create) in a secret store by run id,
 and the graph waits in an ``interrupt()``. The receiver verifies every delivery with
-``verify_webhook`` (400 on a bad or missing signature), drops deliveries it has already
-processed (Coasty retries until it gets a 2xx, so the same event id can arrive twice), and
-resumes the graph thread named in the run's metadata with ``Command(resume=event)``: on
-``run.awaiting_human`` an approver policy resumes or cancels the run, on a terminal event the
-thread finishes with the result and the cost.
+``verify_run_webhook`` and that store (400 on a bad or missing signature, 503 while the
+run's secret is not known yet), drops deliveries it has already processed (Coasty retries
+until it gets a 2xx, so the same event can arrive twice), reads the run from Coasty (a
+delivery's body may be the envelope ``{id, type, created, data}`` or the flat ``{event,
+run_id, status, ...}`` without metadata) and resumes the graph thread named in the run's
+metadata: on ``run.awaiting_human`` an approver policy resumes or cancels the run, on a
+terminal event the thread finishes with the result and the cost.
+
+One process keeps secrets in memory (``InMemoryWebhookSecrets``); when the receiver runs
+elsewhere, use a shared store, e.g. ``BaseStoreWebhookSecrets(PostgresStore(...))``.
 
 Run it (local sandbox unless COASTY_API_KEY and COASTY_BASE_URL are set; the real Coasty
 needs a public URL for the receiver, given with --public-url)::
@@ -37,9 +43,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from langchain_coasty import CoastyClient, WebhookVerificationError, verify_webhook
+from langchain_coasty import CoastyClient, WebhookEvent, WebhookVerificationError
 from langchain_coasty.examples import coasty_target
-from langchain_coasty.webhooks import MAX_PAYLOAD_BYTES
+from langchain_coasty.webhooks import (
+    MAX_PAYLOAD_BYTES,
+    InMemoryWebhookSecrets,
+    WebhookSecretNotFoundError,
+    WebhookSecretStore,
+    verify_run_webhook,
+)
 
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 Approver = Callable[[dict[str, Any]], str | None]  # run json -> resume note, or None to cancel
@@ -68,7 +80,7 @@ def approve_unless_payment(run: dict[str, Any]) -> str | None:
 
 def build_graph(
     client: CoastyClient,
-    secrets: dict[str, str],
+    secrets: WebhookSecretStore,
     webhook_url: str,
     approver: Approver = approve_unless_payment,
 ) -> Any:
@@ -84,12 +96,12 @@ def build_graph(
             idempotency_key=f"webhook-recipe-{thread_id}",
         )
         if run.webhook_secret is not None:  # returned once, on create: keep it for verifying
-            secrets[run.id] = run.webhook_secret.get_secret_value()
+            secrets.put(run.id, run.webhook_secret)
         return {"run_id": run.id, "status": str(run.status.value), "webhooks": [], "answers": []}
 
     def wait_for_webhook(state: JobState) -> JobState:
         event = interrupt({"waiting_for": "coasty webhook", "run_id": state["run_id"]})
-        run = event["data"]
+        run = event["run"]  # read from Coasty by the receiver, whatever the body carried
         return {
             "status": run["status"],
             "webhooks": [*state.get("webhooks", []), event["type"]],
@@ -130,11 +142,11 @@ class WebhookReceiver:
     """Verifies, de-duplicates and routes Coasty webhooks to the graph threads waiting on them."""
 
     def __init__(self, client: CoastyClient, public_url: str | None = None) -> None:
-        self.secrets: dict[str, str] = {}  # run id -> webhook secret
+        self.secrets = InMemoryWebhookSecrets()  # run id -> webhook secret
         self.public_url = public_url
         self.client = client
         self.graph: Any = None
-        self.processed: set[str] = set()  # event ids
+        self.processed: set[str] = set()  # WebhookEvent.dedupe_key of each handled event
         self.stats = {"accepted": 0, "duplicates": 0, "rejected": 0, "ignored": 0}
         self.deferred = 0  # deliveries that came before their run's secret; Coasty retries them
         self.deliveries: list[tuple[bytes, str]] = []  # accepted (body, signature), for replays
@@ -171,36 +183,32 @@ class WebhookReceiver:
         body = bytes(received)
         signature = request.headers.get("coasty-signature", "")
         try:
-            run_id = str(json.loads(body)["data"]["id"])
-        except (ValueError, KeyError, TypeError):
-            return self._reject("not a Coasty webhook")
-        secret = self.secrets.get(run_id)
-        if secret is None:
+            event = await run_in_threadpool(
+                verify_run_webhook, self.client, body, signature, secrets=self.secrets
+            )
+        except WebhookSecretNotFoundError:
             # Coasty may call back before the create response (and its secret) reached us:
             # not a rejection, a "try again" (Coasty retries deliveries until a 2xx).
             self.deferred += 1
             return JSONResponse(
                 {"error": "unknown run, retry later"}, status_code=503, headers={"Retry-After": "1"}
             )
-        try:
-            event = verify_webhook(body, signature, secret)
         except WebhookVerificationError as exc:
             return self._reject(str(exc))
-        outcome = await run_in_threadpool(
-            self._process, event.id, json.loads(body), body, signature
-        )
+        outcome = await run_in_threadpool(self._process, event, body, signature)
         return JSONResponse({"ok": True, "outcome": outcome})
 
     def _reject(self, why: str, status_code: int = 400) -> Response:
         self.stats["rejected"] += 1
         return JSONResponse({"error": why}, status_code=status_code)
 
-    def _process(self, event_id: str, event: dict[str, Any], body: bytes, signature: str) -> str:
+    def _process(self, event: WebhookEvent, body: bytes, signature: str) -> str:
         with self._lock:
-            if event_id in self.processed:
+            if event.dedupe_key in self.processed:
                 self.stats["duplicates"] += 1
                 return "duplicate"
-            thread_id = str((event["data"].get("metadata") or {}).get("thread_id", ""))
+            run = self.client.runs.get(event.run_id)  # the body need not carry the metadata
+            thread_id = str((run.metadata or {}).get("thread_id", ""))
             config = _config(thread_id)
             if (
                 thread_id not in self.finished
@@ -209,13 +217,14 @@ class WebhookReceiver:
                 outcome = "ignored"  # not ours, or the thread is already finished
                 self.stats["ignored"] += 1
             else:
-                self.graph.invoke(Command(resume=event), config)
+                wake = {**event.model_dump(mode="json"), "run": run.model_dump(mode="json")}
+                self.graph.invoke(Command(resume=wake), config)
                 outcome = "resumed"
                 if not self.graph.get_state(config).next:
                     self.finished[thread_id].set()
                 self.stats["accepted"] += 1
                 self.deliveries.append((body, signature))
-            self.processed.add(event_id)  # only once handled: a failure gets retried
+            self.processed.add(event.dedupe_key)  # only once handled: a failure gets retried
             return outcome
 
     def app(self) -> Starlette:

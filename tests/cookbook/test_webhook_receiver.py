@@ -6,12 +6,19 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 
 from langchain_coasty import CoastyClient
 from tests.cookbook.conftest import load_recipe
 
 
-def test_payment_pause_is_refused_and_the_thread_finishes_cancelled(coasty_sandbox: Any) -> None:
+@pytest.mark.parametrize(
+    ("body", "lookup"), [("envelope", True), ("flat", False)], ids=["envelope", "flat-no-lookup"]
+)
+def test_payment_pause_is_refused_and_the_thread_finishes_cancelled(
+    coasty_sandbox: Any, body: str, lookup: bool
+) -> None:
+    coasty_sandbox.configure(webhook_body=body, idempotency_lookup=lookup)
     recipe = load_recipe("webhook_receiver/receiver.py")
     with CoastyClient(api_key=coasty_sandbox.api_key, base_url=coasty_sandbox.base_url) as client:
         receiver = recipe.WebhookReceiver(client)
@@ -25,13 +32,13 @@ def test_payment_pause_is_refused_and_the_thread_finishes_cancelled(coasty_sandb
             assert state["answers"] == ["cancelled"]
             assert client.runs.get(state["run_id"]).status.value == "cancelled"
 
-            body, signature = receiver.deliveries[0]
-            tampered = body.replace(b"awaiting_human", b"succeeded")
+            delivered, signature = receiver.deliveries[0]
+            tampered = delivered.replace(b"awaiting_human", b"succeeded")
             headers = {"Content-Type": "application/json"}
             for content, sig in [
                 (tampered, signature),  # body changed after signing
-                (body, ""),  # no signature
-                (body, "t=1,v1=" + "0" * 64),  # forged and stale
+                (delivered, ""),  # no signature
+                (delivered, "t=1,v1=" + "0" * 64),  # forged and stale
                 (b"not json", signature),
             ]:
                 response = httpx.post(
@@ -39,7 +46,7 @@ def test_payment_pause_is_refused_and_the_thread_finishes_cancelled(coasty_sandb
                 )
                 assert response.status_code == 400, (content[:40], sig)
             replay = httpx.post(
-                endpoint, content=body, headers={**headers, "Coasty-Signature": signature}
+                endpoint, content=delivered, headers={**headers, "Coasty-Signature": signature}
             )
             assert replay.status_code == 200 and replay.json()["outcome"] == "duplicate"
 

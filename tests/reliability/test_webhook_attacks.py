@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from langchain_coasty import CoastyClient, WebhookVerificationError, verify_webhook
+from langchain_coasty import CoastyClient, WebhookEvent, WebhookVerificationError, verify_webhook
 from langchain_coasty.webhooks import MAX_PAYLOAD_BYTES
 
 # Deterministic in the suite; COASTY_FUZZ_EXPLORE=1 draws new examples on every run.
@@ -171,11 +171,15 @@ def test_any_single_byte_change_is_detected(position: int, flip: int) -> None:
 # --- the cookbook receiver, over HTTP -------------------------------------------------------
 
 
-def test_cookbook_receiver_refuses_every_attack_before_the_graph(coasty_sandbox: Any) -> None:
+@pytest.mark.parametrize("shape", ["envelope", "flat"])
+def test_cookbook_receiver_refuses_every_attack_before_the_graph(
+    coasty_sandbox: Any, shape: str
+) -> None:
     from tests.cookbook.conftest import load_recipe
 
     recipe = load_recipe("webhook_receiver/receiver.py")
     sb = coasty_sandbox
+    sb.configure(webhook_body=shape, idempotency_lookup=shape == "envelope")
     with CoastyClient(api_key=sb.api_key, base_url=sb.base_url) as client:
         receiver = recipe.WebhookReceiver(client)
         with recipe.serve(receiver.app()) as url:
@@ -186,8 +190,10 @@ def test_cookbook_receiver_refuses_every_attack_before_the_graph(coasty_sandbox:
             state_before = receiver.state(thread_id)
             stats_before = dict(receiver.stats)
             body, genuine = receiver.deliveries[0]
-            run_id = json.loads(body)["data"]["id"]
-            secret = receiver.secrets[run_id]
+            run_id = WebhookEvent.model_validate(json.loads(body)).run_id
+            kept = receiver.secrets.get(run_id)
+            assert kept is not None
+            secret = kept.get_secret_value()
             now = int(time.time())
             t, digest = genuine.removeprefix("t=").split(",v1=")
 
@@ -200,7 +206,7 @@ def test_cookbook_receiver_refuses_every_attack_before_the_graph(coasty_sandbox:
             event = json.loads(body)
             forged = json.dumps({**event, "id": "evt_forged"}).encode()
             huge = json.dumps({**event, "id": "evt_huge", "pad": "x" * MAX_PAYLOAD_BYTES}).encode()
-            not_utf8 = body.replace(b'"type"', b'"\xff\xfe"')
+            not_utf8 = body.replace(b'"status"', b'"\xff\xfe"')  # in both body shapes
             attacks = {
                 "tampered body": (body.replace(b"awaiting_human", b"succeeded"), genuine),
                 "wrong secret": (forged, signature(forged, secret="whsec_guess")),

@@ -155,7 +155,10 @@ class CoastySettings(BaseModel):
     @field_validator("webhook_secrets", mode="before")
     @classmethod
     def _secret_store(cls, value: Any) -> WebhookSecretStore | None:
-        return None if value is None else as_secret_store(value)
+        try:
+            return None if value is None else as_secret_store(value)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None  # reported as a ValidationError
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments of a client built from these settings.

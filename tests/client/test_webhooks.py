@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from langchain_coasty import (
     AsyncCoastyClient,
@@ -273,6 +273,12 @@ def test_a_langgraph_store_is_adapted_under_its_own_namespace() -> None:
     assert "whsec" not in repr(store)
     with pytest.raises(TypeError, match="WebhookSecretStore"):
         as_secret_store({"run-1": "whsec_1"})  # type: ignore[arg-type]
+    # A LangGraph store given to the tool or the runnable is adapted the same way.
+    runnable = CoastyRunnable(api_key="sk-coasty-test-0", webhook_secrets=base)
+    assert isinstance(runnable.webhook_secrets, BaseStoreWebhookSecrets)
+    assert runnable.webhook_secrets.store is base
+    with pytest.raises(ValidationError, match="WebhookSecretStore"):
+        CoastyRunnable(api_key="sk-coasty-test-0", webhook_secrets={"run-1": "whsec_1"})
 
 
 def _signed(body: dict[str, Any], secret: str) -> tuple[bytes, str]:

@@ -4,13 +4,18 @@ A sentinel Coasty API key, a sentinel BYOK LLM key and the run's webhook secret 
 an agent run that pauses and resumes (``astream_events``), a runnable run, failing calls and
 serialization, while DEBUG logs of every logger, every callback, every custom event, every
 stream part, reprs, dumps and exception texts are captured. No sentinel may appear there;
-the webhook secret stays reachable by the developer on the run artifact.
+the webhook secret stays reachable by the developer on the run artifact, and by a webhook
+receiver in the secret store the tool was given (a LangGraph store here).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
 import secrets
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +25,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.load import dumps
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command
 
 from langchain_coasty import (
@@ -29,7 +35,9 @@ from langchain_coasty import (
     CoastyError,
     CoastyRunnable,
     CoastyToolkit,
+    averify_run_webhook,
 )
+from langchain_coasty.webhook_secrets import NAMESPACE
 from tests.fakes import ScriptedChatModel
 
 API_KEY = f"sk-coasty-test-SENTINELAPI{secrets.token_hex(8)}"
@@ -94,6 +102,7 @@ async def test_no_secret_leaves_through_any_channel(coasty_sandbox: Any, logs: C
         api_key=API_KEY, base_url=sb.base_url, llm_api_key=LLM_KEY, llm_provider="anthropic"
     )
     webhook_url = f"{sb.base_url}/hooks/not-listening"
+    store = InMemoryStore()  # where a receiver in another process would find the secret
     tool = CoastyComputerTool(
         api_key=API_KEY,
         base_url=sb.base_url,
@@ -101,6 +110,7 @@ async def test_no_secret_leaves_through_any_channel(coasty_sandbox: Any, logs: C
         client=sync_client,
         machine_id=sb.machine_id,
         webhook_url=webhook_url,
+        webhook_secrets=store,
     )
     runnable = CoastyRunnable(
         api_key=API_KEY, base_url=sb.base_url, client=sync_client, machine_id=sb.machine_id
@@ -153,6 +163,16 @@ async def test_no_secret_leaves_through_any_channel(coasty_sandbox: Any, logs: C
     assert webhook_secret.startswith("whsec_") and len(webhook_secret) > 20
     stored = next(m for m in messages if isinstance(m, ToolMessage)).artifact
     assert stored["webhook_secret"].get_secret_value() == webhook_secret
+    # The engine kept it in the secret store, by run id, for verify_run_webhook.
+    kept = store.get(NAMESPACE, run.id)
+    assert kept is not None and kept.value == {"secret": webhook_secret}
+    raw = json.dumps({"event": "run.succeeded", "run_id": run.id, "status": "succeeded"})
+    stamp = int(time.time())
+    digest = hmac.new(webhook_secret.encode(), f"{stamp}.{raw}".encode(), hashlib.sha256)
+    event = await averify_run_webhook(
+        client, raw.encode(), f"t={stamp},v1={digest.hexdigest()}", secrets=store
+    )
+    observed += [repr(event), event.model_dump_json(), repr(tool.webhook_secrets)]
     assert run.status.value == "succeeded"
     # ... but nothing the LLM reads carries it, nor any key.
     llm_facing = [repr(m.content) for m in messages] + [repr(m) for m in messages]
@@ -187,8 +207,9 @@ async def test_no_secret_leaves_through_any_channel(coasty_sandbox: Any, logs: C
     observed.append(repr(tool.invoke({"task": "x" * 20000})))  # a tool error, as content
 
     # 4. Serialization and reprs of every object holding a secret.
-    for obj in (tool, runnable, client, sync_client, run):
+    for obj in (tool, runnable, client, sync_client, run, tool.webhook_secrets):
         observed += [repr(obj), str(obj)]
+    observed.append(repr(tool.model_dump()))
     observed += [dumps(tool), dumps(runnable), dumps(run), run.model_dump_json()]
 
     everything = "\n".join(observed + handler.seen + logs.lines)

@@ -298,6 +298,7 @@ def _claims(payload: bytes) -> tuple[str, str | None]:
 
 
 def _not_found(run_id: str, key: str | None) -> WebhookSecretNotFoundError:
+    run_id = run_id[:80]  # unverified input: keep the message short
     if key is None:
         return WebhookSecretNotFoundError(
             f"No webhook secret for run {run_id!r} in the secret store, and the delivery names "

@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-from pydantic import SecretStr
-
 from langchain_coasty._engine.progress import (
     DELIVERED_RUNS,
     RunProgress,
@@ -109,7 +107,6 @@ class RunSession:
         self.done = False
         self.cancel_sent = False
         self.generation = next_generation()
-        self.webhook_secret: SecretStr | None = None
         self.result: FollowedRun | None = None
         # An earlier execution of this call in this process (a ToolNode sibling still running
         # in the background) delivers its own events: nothing to replay silently then.
@@ -170,9 +167,6 @@ class RunSession:
     def attach(self, run: Run) -> int:
         """Start following ``run``; return the seq to stream after."""
         self.run = run
-        if run.webhook_secret is not None:
-            # Only the create response carries it: keep it for the final run (the artifact).
-            self.webhook_secret = run.webhook_secret
         existing = DELIVERED_RUNS.get(run.id)
         self.progress = DELIVERED_RUNS.get_or_create(run.id)
         if existing is None and not self.earlier_execution_here and self.interrupts and self.ctx:
@@ -354,8 +348,9 @@ class RunSession:
             stop_note=self.stop_note if self.stop_reason else None,
             event_log=list(self.log),
         )
-        if run.webhook_secret is None and self.webhook_secret is not None:
-            fields["webhook_secret"] = self.webhook_secret
+        # The signing secret is kept in the secret store by run id, never on the artifact
+        # (which lands in checkpoints, thread state sent to browsers and traces).
+        fields["webhook_secret"] = None
         # Already validated as a Run: only the new fields are added (extras are kept).
         self.result = FollowedRun.model_construct(run.model_fields_set | set(fields), **fields)
         return self.result

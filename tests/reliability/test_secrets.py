@@ -17,6 +17,7 @@ import logging
 import secrets
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -91,7 +92,21 @@ def leaks(text: str, *sentinels: str) -> list[str]:
     return [s[:24] for s in sentinels if s and s in text]
 
 
-async def test_no_secret_leaves_through_any_channel(coasty_sandbox: Any, logs: Capture) -> None:
+def _planner() -> Any:
+    call = {
+        "name": "coasty_computer",
+        "args": {"task": LOGIN_TASK},
+        "id": "c1",
+        "type": "tool_call",
+    }
+    return ScriptedChatModel(
+        script=[AIMessage(content="", tool_calls=[call]), AIMessage(content="done")]
+    )
+
+
+async def test_no_secret_leaves_through_any_channel(
+    coasty_sandbox: Any, logs: Capture, tmp_path: Path
+) -> None:
     sb = coasty_sandbox
     observed: list[str] = []
     handler = Everything()
@@ -156,16 +171,17 @@ async def test_no_secret_leaves_through_any_channel(coasty_sandbox: Any, logs: C
         observed.append(repr(part))
 
     messages = (await agent.aget_state(config)).values["messages"]
-    # The developer reaches the webhook secret on the artifact: live, and from the checkpoint.
     assert isinstance(live_message, ToolMessage)
     run = live_message.artifact
-    webhook_secret = run.webhook_secret.get_secret_value()
-    assert webhook_secret.startswith("whsec_") and len(webhook_secret) > 20
-    stored = next(m for m in messages if isinstance(m, ToolMessage)).artifact
-    assert stored["webhook_secret"].get_secret_value() == webhook_secret
-    # The engine kept it in the secret store, by run id, for verify_run_webhook.
+    # The engine kept the run's signing secret in the secret store, by run id, for
+    # verify_run_webhook; the artifact (and so every checkpoint) does not carry it.
     kept = store.get(NAMESPACE, run.id)
-    assert kept is not None and kept.value == {"secret": webhook_secret}
+    assert kept is not None
+    webhook_secret = kept.value["secret"]
+    assert webhook_secret.startswith("whsec_") and len(webhook_secret) > 20
+    assert run.webhook_secret is None
+    stored = next(m for m in messages if isinstance(m, ToolMessage)).artifact
+    assert stored.get("webhook_secret") is None
     raw = json.dumps({"event": "run.succeeded", "run_id": run.id, "status": "succeeded"})
     stamp = int(time.time())
     digest = hmac.new(webhook_secret.encode(), f"{stamp}.{raw}".encode(), hashlib.sha256)
@@ -177,6 +193,29 @@ async def test_no_secret_leaves_through_any_channel(coasty_sandbox: Any, logs: C
     # ... but nothing the LLM reads carries it, nor any key.
     llm_facing = [repr(m.content) for m in messages] + [repr(m) for m in messages]
     assert leaks("\n".join(llm_facing), API_KEY, LLM_KEY, webhook_secret) == []
+
+    # 1b. The same agent on a SQLite checkpoint file: the file holds no secret either.
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    path = tmp_path / "checkpoints.db"
+    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+        on_disk = create_agent(_planner(), [tool], checkpointer=saver)
+        disk_config: Any = {"configurable": {"thread_id": "secrets-on-disk"}}
+        out = await on_disk.ainvoke({"messages": [HumanMessage("go")]}, disk_config)
+        pause = out["__interrupt__"][0]
+        out = await on_disk.ainvoke(Command(resume={pause.id: "314159"}), disk_config)
+        assert "succeeded" in out["messages"][-2].content
+        observed.append(repr(await on_disk.aget_state(disk_config)))
+    file_bytes = path.read_bytes()
+    for suffix in ("-wal", "-shm"):
+        extra = path.with_name(path.name + suffix)
+        if extra.exists():
+            file_bytes += extra.read_bytes()
+    disk_run_id = out["messages"][-2].artifact.id
+    disk_secret = store.get(NAMESPACE, disk_run_id)
+    assert disk_secret is not None
+    assert disk_secret.value["secret"].encode() not in file_bytes
+    assert API_KEY.encode() not in file_bytes and LLM_KEY.encode() not in file_bytes
 
     # 2. A runnable run and the toolkit tools, sync.
     result = runnable.invoke({"task": "Open the notes app", "webhook_url": webhook_url})

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -66,6 +68,8 @@ SIGNATURE_HEADERS = ("Coasty-Signature", "X-Coasty-Signature")
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 """Default bound on a delivery's size; a run's JSON is far smaller."""
 _MAX_HEADER_CHARS = 8192
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_\-:]{1,128}")
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 class WebhookVerificationError(ValueError):
@@ -79,19 +83,20 @@ class WebhookEvent(BaseModel):
     Coasty's cookbook mock ``{event, run_id, status, result, error, awaiting_human_reason,
     created_at}``. Both, and close variants (``type`` or ``event``; the run under ``data``
     or ``run``, or at the top level with ``run_id`` or ``id``; ``created`` or ``created_at``
-    as Unix seconds or ISO 8601), give the same fields. Unknown fields pass through.
+    as Unix seconds or ISO 8601), give the same fields. An authentic delivery is read
+    tolerantly: what it lacks is ``None``, unknown fields pass through.
     """
 
     model_config = ConfigDict(extra="allow")
 
     id: str | None = None
     """The event id, when the body has one (de-duplicate with ``dedupe_key``)."""
-    type: str
+    type: str | None = None
     """``run.succeeded``, ``run.awaiting_human``, ... (a bare status gets the ``run.`` prefix)."""
-    run_id: str
+    run_id: str | None = None
     created: int | None = None
     """When the event was created (Unix seconds), when the body says."""
-    data: dict[str, Any]
+    data: dict[str, Any] = {}
     """The run as the body gives it (the flat body's fields, with ``id`` set to the run id)."""
 
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -151,26 +156,33 @@ def _locate_run(body: Mapping[str, Any]) -> tuple[dict[str, Any], Any, Any]:
 
 def _normalize(body: Mapping[str, Any]) -> dict[str, Any]:
     kind = body.get("type") or body.get("event")
-    if not isinstance(kind, str):
-        raise ValueError("no event type (`type` or `event`)")
+    kind = kind if isinstance(kind, str) and kind else None
     if kind in _RUN_STATUSES:
         kind = f"run.{kind}"
     run, run_id, event_id = _locate_run(body)
-    if not isinstance(run_id, str) or not run_id:
-        raise ValueError("no run id (`data.id`, `run_id` or `id`)")
-    if event_id is not None and not isinstance(event_id, str):
-        raise ValueError("the event id is not a string")
     created = next((body[k] for k in ("created", "created_at") if body.get(k) is not None), None)
     fields = {k: v for k, v in body.items() if k not in ("run", "data")}
-    fields.update(id=event_id, type=kind, run_id=run_id, created=_unix(created), data=run)
+    fields.update(
+        id=_text(event_id),
+        type=kind,
+        run_id=_text(run_id),
+        created=_unix(created),
+        data=run,
+    )
     return fields
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return None
+    return str(value)
 
 
 def _unix(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value)
+        return int(value) if math.isfinite(value) and abs(value) < 1e13 else None
     if isinstance(value, str):
         text = value.strip()
         if text.isascii() and text.isdigit():
@@ -181,7 +193,7 @@ def _unix(value: Any) -> int | None:
             pass
         else:
             return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
-    raise ValueError("`created` is neither Unix seconds nor an ISO 8601 time")
+    return None  # neither Unix seconds nor an ISO 8601 time
 
 
 def _parse_header(header: str) -> tuple[int, list[str]]:
@@ -209,6 +221,21 @@ def _parse_header(header: str) -> tuple[int, list[str]]:
     return timestamp, signatures
 
 
+def _signed_recently(signature_header: Any, tolerance: int) -> tuple[int, list[str]]:
+    """The header's timestamp and signatures, when it is well formed and recent enough."""
+    if not isinstance(signature_header, str) or not signature_header.strip():
+        raise WebhookVerificationError("Missing signature header")
+    if len(signature_header) > _MAX_HEADER_CHARS:
+        raise WebhookVerificationError("Malformed signature header: too long")
+    timestamp, signatures = _parse_header(signature_header)
+    age = int(time.time()) - timestamp
+    if age > tolerance:
+        raise WebhookVerificationError(f"Signature timestamp is too old ({age} s)")
+    if age < -tolerance:
+        raise WebhookVerificationError("Signature timestamp is too far in the future")
+    return timestamp, signatures
+
+
 def verify_webhook(
     payload: bytes,
     signature_header: str,
@@ -229,20 +256,10 @@ def verify_webhook(
         raise WebhookVerificationError("The payload must be the raw request body as bytes")
     if max_bytes is not None and len(payload) > max_bytes:
         raise WebhookVerificationError(f"The payload is larger than {max_bytes} bytes")
-    if not isinstance(signature_header, str) or not signature_header.strip():
-        raise WebhookVerificationError("Missing signature header")
-    if len(signature_header) > _MAX_HEADER_CHARS:
-        raise WebhookVerificationError("Malformed signature header: too long")
+    timestamp, signatures = _signed_recently(signature_header, tolerance)
     key = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
     if not isinstance(key, str) or not key:
         raise WebhookVerificationError("No webhook secret to verify with")
-
-    timestamp, signatures = _parse_header(signature_header)
-    age = int(time.time()) - timestamp
-    if age > tolerance:
-        raise WebhookVerificationError(f"Signature timestamp is too old ({age} s)")
-    if age < -tolerance:
-        raise WebhookVerificationError("Signature timestamp is too far in the future")
 
     expected = (
         hmac.new(key.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256)
@@ -260,8 +277,10 @@ def verify_webhook(
         body = json.loads(payload.decode("utf-8"))
     except UnicodeDecodeError:
         raise WebhookVerificationError("The payload is not UTF-8") from None
-    except ValueError:
-        raise WebhookVerificationError("The payload is not JSON") from None
+    except (ValueError, RecursionError):
+        raise WebhookVerificationError("The payload is not JSON (or nested too deeply)") from None
+    if not isinstance(body, Mapping):
+        raise WebhookVerificationError("The payload is not a JSON object")
     try:
         return WebhookEvent.model_validate(body)
     except ValidationError:
@@ -275,16 +294,25 @@ class WebhookSecretNotFoundError(WebhookVerificationError):
     """
 
 
-def _claims(payload: bytes) -> tuple[str, str | None]:
-    """The (run id, idempotency key) an unverified delivery claims; only used to look up."""
+def _claims(payload: bytes, signature_header: Any, tolerance: int) -> tuple[str, str | None]:
+    """The (run id, idempotency key) an unverified delivery claims; only used to look up.
+
+    An oversized body and a missing, malformed or stale signature are refused first, so a
+    forged delivery costs no parsing beyond that and no lookup.
+    """
+    if not isinstance(payload, bytes | bytearray | memoryview):
+        raise WebhookVerificationError("The payload must be the raw request body as bytes")
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise WebhookVerificationError(
             f"Webhook body is {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit"
         )
+    _, signatures = _signed_recently(signature_header, tolerance)
+    if not any(_HEX_DIGEST.fullmatch(value) for value in signatures):
+        raise WebhookVerificationError("The delivery is not signed (no v1 HMAC-SHA256 value)")
     try:
         body = json.loads(payload)
-    except ValueError:
-        raise WebhookVerificationError("The payload is not JSON") from None
+    except (ValueError, RecursionError):
+        raise WebhookVerificationError("The payload is not JSON (or nested too deeply)") from None
     if not isinstance(body, Mapping):
         raise WebhookVerificationError("The payload is not a Coasty webhook event")
     run, run_id, _ = _locate_run(body)
@@ -294,7 +322,9 @@ def _claims(payload: bytes) -> tuple[str, str | None]:
         )
     meta = run.get("metadata") if isinstance(run.get("metadata"), Mapping) else body.get("metadata")
     key = meta.get(IDEMPOTENCY_KEY_KEY) if isinstance(meta, Mapping) else None
-    return run_id, key if isinstance(key, str) and key else None
+    if not isinstance(key, str) or not _IDEMPOTENCY_KEY.fullmatch(key):
+        key = None  # absent or not a key Coasty could have issued: nothing to look up
+    return run_id, key
 
 
 def _not_found(run_id: str, key: str | None) -> WebhookSecretNotFoundError:
@@ -336,7 +366,7 @@ def verify_run_webhook(
     ``WebhookSecretNotFoundError`` when neither knows the run, ``WebhookVerificationError``
     when the delivery is not authentic.
     """
-    run_id, key = _claims(payload)
+    run_id, key = _claims(payload, signature_header, tolerance)
     store = as_secret_store(secrets)
     secret = store.get(run_id)
     if secret is None:
@@ -360,7 +390,7 @@ async def averify_run_webhook(
     tolerance: int = 300,
 ) -> WebhookEvent:
     """Async twin of ``verify_run_webhook``."""
-    run_id, key = _claims(payload)
+    run_id, key = _claims(payload, signature_header, tolerance)
     store = as_secret_store(secrets)
     secret = await aget_secret(store, run_id)
     if secret is None:

@@ -123,9 +123,28 @@ def test_non_utf8_body() -> None:
     assert "not UTF-8" in rejected(body, signature(body))  # signed, yet not an event
 
 
-def test_signed_but_not_an_event() -> None:
-    for body in (b"not json", b"[]", b'{"id": "evt_1"}', b"null"):
+def test_signed_but_not_a_json_object() -> None:
+    for body in (b"not json", b"[]", b"null", b'"text"', b"[" * 100_000 + b"]" * 100_000):
         assert rejected(body, signature(body))
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"id": "evt_1"},  # no type, no run
+        {"type": "run.succeeded", "data": {"id": "run-1"}},  # no id, no created
+        {"event": "succeeded", "run_id": "run-1", "created_at": "not a time"},
+        {"type": 5, "id": 7, "created": float("inf"), "data": {"id": "run-1"}, "extra": [1]},
+        {},
+    ],
+)
+def test_an_authentic_delivery_is_read_tolerantly(event: dict[str, Any]) -> None:
+    body = json.dumps(event).encode()
+    parsed = verify_webhook(body, signature(body), SECRET)
+    assert parsed.raw == json.loads(body)
+    if "extra" in event:
+        assert parsed.model_extra is not None and parsed.model_extra["extra"] == [1]
+        assert (parsed.id, parsed.type, parsed.created) == ("7", None, None)
 
 
 def test_oversized_body_is_refused_before_hashing() -> None:
@@ -234,3 +253,63 @@ def test_cookbook_receiver_refuses_every_attack_before_the_graph(
     assert receiver.stats["accepted"] == stats_before["accepted"]
     assert receiver.stats["rejected"] == stats_before["rejected"] + len(attacks)
     assert receiver.state(thread_id) == state_before
+
+
+def test_forged_deliveries_to_verify_run_webhook_end_as_the_typed_error(sb: Any) -> None:
+    from langchain_coasty.webhooks import verify_run_webhook
+
+    sent: list[str] = []
+    fresh = f"t={int(time.time())},v1={'0' * 64}"  # well formed and recent, not authentic
+    deep = b'{"data": ' * 5000 + b"{}" + b"}" * 5000
+    bad_key = json.dumps(
+        {
+            "type": "run.succeeded",
+            "data": {"id": "run-1", "metadata": {"idempotency_key": "not a key!"}},
+        }
+    ).encode()
+    cases = [
+        (deep, fresh),
+        (bad_key, fresh),
+        (b'{"type": "run.succeeded", "data": {"id": "run-1"}}', fresh),
+        (BODY, ""),  # unsigned
+        (BODY, "t=1,v1=00"),  # stale
+        (b"[" * 50_000, fresh),
+        (b"\xff" * 10, fresh),
+    ]
+    with CoastyClient(
+        api_key=sb.api_key,
+        base_url=sb.base_url,
+        http_client=httpx.Client(event_hooks={"request": [lambda r: sent.append(r.url.path)]}),
+    ) as client:
+        for body, header in cases:
+            with pytest.raises(WebhookVerificationError):
+                verify_run_webhook(client, body, header)
+    assert sent == []  # nothing forged cost an API call
+
+
+def test_the_cookbook_receiver_answers_4xx_to_anything_unsigned(sb: Any) -> None:
+    from tests.cookbook.conftest import load_recipe
+
+    recipe = load_recipe("webhook_receiver/receiver.py")
+    with CoastyClient(api_key=sb.api_key, base_url=sb.base_url) as client:
+        receiver = recipe.WebhookReceiver(client)
+        with recipe.serve(receiver.app()) as url:
+            endpoint = f"{url}/webhooks/coasty"
+            receiver.attach(endpoint)
+            bodies = [
+                b"",
+                b"null",
+                b'{"data": ' * 5000 + b"{}" + b"}" * 5000,
+                json.dumps({"event": "run.succeeded", "run_id": "x" * 10_000}).encode(),
+                json.dumps({"data": {"metadata": {"idempotency_key": "bad key"}}}).encode(),
+                BODY,
+                b"\x00\xff",
+            ]
+            headers = [None, "", "garbage", "t=1,v1=00", f"t={int(time.time())},v1=zz"]
+            statuses = set()
+            for body in bodies:
+                for sig in headers:
+                    extra = {} if sig is None else {"Coasty-Signature": sig}
+                    response = httpx.post(endpoint, content=body, headers=extra, timeout=30)
+                    statuses.add(response.status_code)
+    assert statuses == {400}, statuses

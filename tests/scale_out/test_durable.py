@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 from typing import Any
 
@@ -182,9 +183,12 @@ def test_oversized_or_unclaimed_deliveries_are_refused_without_an_api_call(sb: A
         ),
     ) as client:
         huge = b'{"data": {"pad": "' + b"x" * MAX_PAYLOAD_BYTES + b'"}}'
+        fresh = f"t={int(time.time())},v1={'0' * 64}"  # well formed and recent, not authentic
         with pytest.raises(WebhookVerificationError, match="limit"):
-            verify_run_webhook(client, huge, "t=1,v1=00")
+            verify_run_webhook(client, huge, fresh)
         with pytest.raises(WebhookVerificationError, match="idempotency key"):
+            verify_run_webhook(client, b'{"data": {"id": "r"}}', fresh)
+        with pytest.raises(WebhookVerificationError, match="too old"):
             verify_run_webhook(client, b'{"data": {"id": "r"}}', "t=1,v1=00")
     assert lookups == []
 

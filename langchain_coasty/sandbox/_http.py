@@ -73,6 +73,20 @@ def _response(body: bytes, status: int = 200, headers: dict[str, str] | None = N
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
+async def read_limited(request: Request, limit: int) -> tuple[bytes, int]:
+    """Drain the body, keeping at most ``limit`` bytes of it; return (kept, full size).
+
+    Draining rather than stopping early lets the client finish sending and read the 413.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+    return b"".join(chunks), size
+
+
 def _request_id(request: Request) -> str:
     """The id ``CoastyHeaders`` gave this request."""
     return str(request.scope.get("state", {}).get("request_id", "req_unknown"))

@@ -15,7 +15,14 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from langchain_coasty.sandbox._http import _api_key, _json, _key_kind, _request_id, _response
+from langchain_coasty.sandbox._http import (
+    _api_key,
+    _json,
+    _key_kind,
+    _request_id,
+    _response,
+    read_limited,
+)
 from langchain_coasty.sandbox.engine import (
     CreateRefused,
     Engine,
@@ -29,6 +36,8 @@ from langchain_coasty.sandbox.sse import _EventStream, _LostResponse
 from langchain_coasty.sandbox.validation import (
     RUN_STATUSES,
     Problem,
+    load_json,
+    parse_count,
     validate_idempotency_key,
     validate_resume_request,
     validate_run_request,
@@ -83,14 +92,7 @@ class _Api:
 
     async def read_body(self, request: Request) -> tuple[bytes, int]:
         """Drain the body, keeping at most max_body_bytes of it; return (kept, full size)."""
-        limit = self.engine.config.max_body_bytes
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size <= limit:
-                chunks.append(chunk)
-        return b"".join(chunks), size
+        return await read_limited(request, self.engine.config.max_body_bytes)
 
     def parse_json(self, raw: bytes, size: int, *, optional: bool = False) -> Any:
         limit = self.engine.config.max_body_bytes
@@ -110,15 +112,7 @@ class _Api:
                 "The request body is empty; send a JSON object.",
                 details={"field": "body", "limit": "a JSON object"},
             )
-        try:
-            return json.loads(raw)
-        except ValueError as exc:
-            raise ApiError(
-                400,
-                "VALIDATION_ERROR",
-                f"The request body is not valid JSON: {exc}.",
-                details={"field": "body", "limit": "a JSON object"},
-            ) from exc
+        return load_json(raw)
 
     def run_or_404(self, request: Request, kind: str) -> SandboxRun:
         run_id = request.path_params["run_id"]
@@ -245,14 +239,7 @@ class _Api:
         if status is not None and status not in RUN_STATUSES:
             allowed = "one of " + ", ".join(RUN_STATUSES)
             raise ApiError.invalid(Problem("status", allowed, f"status must be {allowed}."))
-        raw_limit = request.query_params.get("limit", "20")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 200:
-            raise ApiError.invalid(
-                Problem(
-                    "limit", "1..200", f"limit must be an integer in 1..200 (got {raw_limit!r})."
-                )
-            )
-        limit = int(raw_limit)
+        limit = parse_count("limit", request.query_params.get("limit", "20"), 1, 200)
         request_id = _request_id(request)
         matching = (
             r
@@ -283,11 +270,7 @@ class _Api:
         ):
             if raw is None or raw == "":
                 continue
-            if not raw.strip().isdigit():
-                raise ApiError.invalid(
-                    Problem(name, ">= 0", f"{name} must be an integer >= 0 (got {raw!r}).")
-                )
-            after = max(after, int(raw))
+            after = max(after, parse_count(name, raw.strip(), 0))
         after = min(after, len(run.frames))
         faults = self.engine.faults.for_stream(reconnect=after > 0)
         return _EventStream(self.engine, run, after, faults)

@@ -72,9 +72,11 @@ from langchain_coasty.sandbox.errors import (
     ApiError,
     _handle_api_error,
     _handle_http_error,
+    _handle_invalid_input,
     _handle_unexpected,
 )
 from langchain_coasty.sandbox.sse import _install_log_filter
+from langchain_coasty.sandbox.validation import InvalidInput
 
 __all__ = ["ApiError", "CoastyHeaders", "create_app"]
 
@@ -117,6 +119,7 @@ def create_app(
 
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
         ApiError: _handle_api_error,
+        InvalidInput: _handle_invalid_input,
         HTTPException: _handle_http_error,
         Exception: _handle_unexpected,
     }

@@ -5,19 +5,27 @@ JSON in and out, no auth, loopback clients only; the routes are listed in ``app`
 
 from __future__ import annotations
 
-import json
+import math
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from langchain_coasty.sandbox._http import _json, _response
+from langchain_coasty.sandbox._http import _json, _response, read_limited
 from langchain_coasty.sandbox.engine import TERMINAL, Engine
 from langchain_coasty.sandbox.errors import ApiError
 from langchain_coasty.sandbox.faults import parse_fault_config
 from langchain_coasty.sandbox.scenarios import parse_scenarios
+from langchain_coasty.sandbox.validation import load_json
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 class _Control:
@@ -32,15 +40,19 @@ class _Control:
         if host not in _LOOPBACK and not host.startswith("127."):
             raise ApiError(403, "FORBIDDEN", "The sandbox control plane only answers loopback.")
 
-    @staticmethod
-    async def _body(request: Request) -> dict[str, Any]:
-        raw = await request.body()
+    async def _body(self, request: Request) -> dict[str, Any]:
+        limit = self.engine.config.max_body_bytes
+        raw, size = await read_limited(request, limit)
+        if size > limit:
+            raise ApiError(
+                413,
+                "PAYLOAD_TOO_LARGE",
+                f"The request body is {size} bytes; the limit is {limit} bytes.",
+                details={"field": "body", "limit": f"{limit} bytes"},
+            )
         if not raw.strip():
             return {}
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise ApiError(400, "VALIDATION_ERROR", f"Body is not valid JSON: {exc}") from exc
+        data = load_json(raw)
         if not isinstance(data, dict):
             raise ApiError(422, "VALIDATION_ERROR", "Body must be a JSON object.")
         return data
@@ -58,8 +70,13 @@ class _Control:
     async def config(self, request: Request) -> Response:
         self._guard(request)
         if request.method == "POST":
+            body = await self._body(request)
+            for name, value in body.items():
+                # NaN, infinities and ints past float range would pass update()'s >= 0 check.
+                if isinstance(value, float | int) and not _finite(value):
+                    raise ApiError(422, "VALIDATION_ERROR", f"{name} must be a finite number.")
             try:
-                self.engine.config.update(await self._body(request))
+                self.engine.config.update(body)
             except ValueError as exc:
                 raise ApiError(422, "VALIDATION_ERROR", str(exc)) from exc
         return _response(_json(self.engine.config.to_dict()))

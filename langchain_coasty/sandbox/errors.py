@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from langchain_coasty.sandbox._http import _json, _request_id, _response
-from langchain_coasty.sandbox.validation import Problem
+from langchain_coasty.sandbox.validation import InvalidInput, Problem
 
 _ERROR_TYPES = {
     400: "validation_error",
@@ -25,6 +25,8 @@ _ERROR_TYPES = {
     405: "client_error",
     409: "state_error",
     413: "client_error",
+    415: "client_error",
+    421: "client_error",
     422: "validation_error",
     429: "rate_limit_error",
 }
@@ -119,6 +121,14 @@ async def _handle_api_error(request: Request, exc: Exception) -> Response:
     """Answer an ``ApiError`` raised by a handler."""
     assert isinstance(exc, ApiError)
     return _error_body(request, exc)
+
+
+async def _handle_invalid_input(request: Request, exc: Exception) -> Response:
+    """Answer a query, header or body value that ``validation`` could not read."""
+    assert isinstance(exc, InvalidInput)
+    problem = exc.problem
+    error = ApiError(exc.status, problem.code, problem.message, details=problem.details())
+    return _error_body(request, error)
 
 
 async def _handle_http_error(request: Request, exc: Exception) -> Response:

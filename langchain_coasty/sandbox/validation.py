@@ -1,11 +1,13 @@
 """Request validation for the sandbox, following the published RunRequest schema.
 
 Each check returns a ``Problem`` that names the offending field and its limit, which the
-app turns into a 422 ``VALIDATION_ERROR`` (message and ``details`` both name them).
+app turns into a 422 ``VALIDATION_ERROR`` (message and ``details`` both name them). The
+readers of raw input (``load_json``, ``parse_count``) raise ``InvalidInput`` carrying one.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +27,8 @@ ON_AWAITING_HUMAN = ("pause", "fail", "cancel")
 LLM_PROVIDERS = ("managed", "anthropic", "openai")
 IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9_\-:]{1,128}$")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+MAX_JSON_DEPTH = 100
+MAX_COUNT_DIGITS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,63 @@ class Problem:
 
     def details(self) -> dict[str, str]:
         return {"field": self.field, "limit": self.limit}
+
+
+class InvalidInput(Exception):
+    """Raised by the readers of raw input; answered with ``status`` and the problem."""
+
+    def __init__(self, problem: Problem, status: int = 422) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+        self.status = status
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def load_json(raw: bytes) -> Any:
+    """Parse a JSON body nested at most ``MAX_JSON_DEPTH`` containers deep (else a 400)."""
+    deep = Problem(
+        "body",
+        f"at most {MAX_JSON_DEPTH} levels of nesting",
+        f"The request body is nested more than {MAX_JSON_DEPTH} levels deep.",
+    )
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise InvalidInput(deep, 400) from None
+    except ValueError as exc:
+        message = f"The request body is not valid JSON: {exc}."
+        raise InvalidInput(Problem("body", "a JSON object", message), 400) from exc
+    if isinstance(value, dict | list) and _too_deep(value, MAX_JSON_DEPTH):
+        raise InvalidInput(deep, 400)
+    return value
+
+
+def parse_count(field: str, raw: str, low: int, high: int | None = None) -> int:
+    """Read a decimal integer in ``low..high`` (no ``high``: at most 20 digits) from text."""
+    limit = f"in {low}..{high}" if high is not None else f">= {low}"
+    shown = repr(raw) if len(raw) <= 40 else f"{len(raw)} characters"
+    # str.isdigit alone accepts "²" and other digits that int() refuses, and int() refuses
+    # more than 4,300 digits.
+    if raw.isascii() and raw.isdigit() and len(raw) <= MAX_COUNT_DIGITS:
+        value = int(raw)
+        if low <= value and (high is None or value <= high):
+            return value
+    if high is None:
+        limit = f"{limit}, at most {MAX_COUNT_DIGITS} digits"
+    problem = Problem(
+        field, limit.removeprefix("in "), f"{field} must be an integer {limit} (got {shown})."
+    )
+    raise InvalidInput(problem)
 
 
 def _is_int(value: Any) -> bool:

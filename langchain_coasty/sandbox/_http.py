@@ -1,14 +1,17 @@
 """HTTP plumbing shared by the sandbox's handlers.
 
-The ``CoastyHeaders`` middleware (request id, key kind, test mode on every response), API-key
-parsing, and the JSON response helpers.
+The ``CoastyHeaders`` middleware (request id, key kind, test mode on every response, and the
+Host check against DNS rebinding), API-key parsing, Host and Origin parsing, body reading and
+the JSON response helpers.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import secrets
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from starlette.requests import Request
@@ -16,6 +19,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _KEY_RE = re.compile(r"^sk-coasty-(test|live)-[A-Za-z0-9_]+$")
+_AUTHORITY_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[^\[\]:/@\s]+)(?::([0-9]{1,5}))?$")
 
 
 def _key_kind(api_key: str | None) -> str | None:
@@ -35,11 +39,89 @@ def _api_key(headers: dict[str, str]) -> str | None:
     return None
 
 
-class CoastyHeaders:
-    """ASGI middleware: assigns the request id and adds the Coasty headers to every response."""
+def split_authority(value: str) -> tuple[str, int | None] | None:
+    """``host[:port]`` (a Host header, or an Origin without its scheme) as (host, port).
 
-    def __init__(self, app: ASGIApp) -> None:
+    The host is lower-cased and unbracketed; None when the value is not an authority.
+    """
+    match = _AUTHORITY_RE.fullmatch(value.strip())
+    if match is None:
+        return None
+    host, port = match.group(1).lower(), match.group(2)
+    if port is not None and int(port) > 65535:
+        return None
+    return host.strip("[]"), int(port) if port else None
+
+
+def _is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback or unspecified IP literal (never a name like 127.x.evil)."""
+    if host == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_unspecified
+
+
+class HostPolicy:
+    """Which ``Host`` values the sandbox answers (a page on a DNS-rebound name must not).
+
+    Loopback hosts (``localhost``, ``127.0.0.1``, ``[::1]``, ``0.0.0.0``) on any port, the
+    address the connection came in on, and each ``allowed_hosts`` entry: ``name`` (any
+    port), ``name:port``, or ``*`` for any Host.
+    """
+
+    def __init__(self, allowed_hosts: Iterable[str] = ()) -> None:
+        self.any = False
+        self.names: set[str] = set()
+        self.authorities: set[tuple[str, int | None]] = set()
+        for entry in allowed_hosts:
+            if entry.strip() == "*":
+                self.any = True
+                continue
+            parsed = split_authority(entry)
+            if parsed is None:
+                raise ValueError(f"allowed_hosts: {entry!r} is not a host or host:port")
+            if parsed[1] is None:
+                self.names.add(parsed[0])
+            else:
+                self.authorities.add(parsed)
+
+    def configured(self, host: str, port: int | None) -> bool:
+        """Whether ``allowed_hosts`` names this host (and port)."""
+        return self.any or host in self.names or (host, port) in self.authorities
+
+    def allows(self, value: str, server_host: Any, server_port: Any) -> bool:
+        """Whether a request with ``Host: value``, on a connection to that address, is answered."""
+        if self.any:
+            return True
+        parsed = split_authority(value)
+        if parsed is None:
+            return False
+        host, port = parsed
+        # Any port: a rebinding page sends its own name, never a loopback literal, and port
+        # forwards and proxies (ssh -L, docker -p) change the port the client sees.
+        if _is_loopback(host):
+            return True
+        if host == str(server_host).lower() and (port or 80) == server_port:
+            return True
+        return self.configured(host, port)
+
+
+class CoastyHeaders:
+    """ASGI middleware: assigns the request id, adds the Coasty headers to every response,
+    and answers a ``Host`` that ``policy`` does not allow with ``refuse`` (``errors``' 421)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        policy: HostPolicy | None = None,
+        refuse: Callable[[Request], Response] | None = None,
+    ) -> None:
         self.app = app
+        self.policy = policy or HostPolicy()
+        self.refuse = refuse or (lambda _request: Response("Host not allowed", 421))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,6 +142,13 @@ class CoastyHeaders:
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
+        host = headers.get("host")
+        server = scope.get("server") or (None, None)
+        # No Host at all (HTTP/1.0) is served: browsers always send one.
+        if host is not None and not self.policy.allows(host, *server):
+            response = self.refuse(Request(scope))
+            await response(scope, receive, send_with_headers)
+            return
         await self.app(scope, receive, send_with_headers)
 
 

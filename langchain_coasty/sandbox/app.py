@@ -21,7 +21,14 @@ envelope ``{"error": {code, message, type, request_id, retryable,
 retry_with_same_idempotency_key, retry_after?, suggestion?, details?}}``. Bodies over
 ``max_body_bytes`` (1 MiB by default) are a 413.
 
-Control plane (JSON, no auth, loopback clients only)::
+Every route answers only a ``Host`` that is a loopback name (any port), the address the
+connection came in on, or one of ``allowed_hosts`` (else 421 ``HOST_NOT_ALLOWED``), so a web
+page on a DNS-rebound name cannot read or drive the sandbox.
+
+Control plane (JSON, no auth, loopback clients only; a write with a body must be
+``Content-Type: application/json`` (else 415), and a write whose ``Origin`` is not the
+sandbox itself or in ``allowed_hosts`` is a 403, so a cross-site form or fetch cannot drive
+it; bodies are bounded by ``max_body_bytes`` like /v1)::
 
     POST   /_sandbox/reset       drop runs, counters, faults, custom scenarios; keep config
                                  (body {"config": true} also restores the starting config)
@@ -54,7 +61,7 @@ This module builds the app and lists every route. The handlers are in ``api`` (/
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -64,7 +71,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from langchain_coasty.sandbox._http import CoastyHeaders
+from langchain_coasty.sandbox._http import CoastyHeaders, HostPolicy
 from langchain_coasty.sandbox.api import _Api
 from langchain_coasty.sandbox.control import _Control
 from langchain_coasty.sandbox.engine import Engine
@@ -74,6 +81,7 @@ from langchain_coasty.sandbox.errors import (
     _handle_http_error,
     _handle_invalid_input,
     _handle_unexpected,
+    _refuse_host,
 )
 from langchain_coasty.sandbox.sse import _install_log_filter
 from langchain_coasty.sandbox.validation import InvalidInput
@@ -82,12 +90,20 @@ __all__ = ["ApiError", "CoastyHeaders", "create_app"]
 
 
 def create_app(
-    engine: Engine | None = None, on_startup: Callable[[], None] | None = None
+    engine: Engine | None = None,
+    on_startup: Callable[[], None] | None = None,
+    *,
+    allowed_hosts: Sequence[str] = (),
 ) -> Starlette:
-    """Build the sandbox app around ``engine`` (a fresh one by default)."""
+    """Build the sandbox app around ``engine`` (a fresh one by default).
+
+    ``allowed_hosts``: Host names (``name`` or ``name:port``; ``*`` for any) to answer besides
+    loopback names and the address a connection came in on; see ``_http.HostPolicy``.
+    """
     engine = engine or Engine()
+    policy = HostPolicy(allowed_hosts)
     api = _Api(engine)
-    control = _Control(engine)
+    control = _Control(engine, policy)
     _install_log_filter()
 
     routes = [
@@ -125,7 +141,7 @@ def create_app(
     }
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(CoastyHeaders)],
+        middleware=[Middleware(CoastyHeaders, policy=policy, refuse=_refuse_host)],
         exception_handlers=handlers,
         lifespan=lifespan,
     )

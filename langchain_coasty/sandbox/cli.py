@@ -33,6 +33,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="serve no GET /v1/idempotency/{key} (a 404, as where Coasty has none)",
     )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also answer this Host (name, name:port, or *; repeatable); loopback names "
+        "and the address a client connects to are always answered",
+    )
     args = parser.parse_args(argv)
 
     import uvicorn
@@ -51,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     scenarios = parse_scenarios(read_scenario_file(args.scenarios)) if args.scenarios else []
     engine = Engine(config, scenarios, seed=args.seed)
+    try:
+        app = create_app(engine, allowed_hosts=args.allowed_host)
+    except ValueError as exc:
+        parser.error(str(exc))
     sock = bind_socket(args.host, args.port)
     base_url = f"http://{args.host}:{sock.getsockname()[1]}"
     print(f"Coasty sandbox on {base_url}")
@@ -60,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.stdout.flush()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(engine),
+            app,
             log_level=args.log_level,
             timeout_graceful_shutdown=2,
             timeout_keep_alive=30,

@@ -1,6 +1,8 @@
 """The /_sandbox control plane: reset, counters, config, scenarios, faults, webhooks, info.
 
-JSON in and out, no auth, loopback clients only; the routes are listed in ``app``.
+JSON in and out, no auth, loopback clients only; writes only from the sandbox's own origin
+(or one in ``allowed_hosts``) and only as JSON, which is what stops a web page from sending
+one (a cross-site ``text/plain`` POST needs no preflight). The routes are listed in ``app``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from langchain_coasty.sandbox._http import _json, _response, read_limited
+from langchain_coasty.sandbox._http import (
+    HostPolicy,
+    _json,
+    _response,
+    read_limited,
+    split_authority,
+)
 from langchain_coasty.sandbox.engine import TERMINAL, Engine
 from langchain_coasty.sandbox.errors import ApiError
 from langchain_coasty.sandbox.faults import parse_fault_config
@@ -19,6 +27,7 @@ from langchain_coasty.sandbox.scenarios import parse_scenarios
 from langchain_coasty.sandbox.validation import load_json
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _finite(value: float) -> bool:
@@ -31,14 +40,52 @@ def _finite(value: float) -> bool:
 class _Control:
     """Handlers for the /_sandbox control plane."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, policy: HostPolicy | None = None) -> None:
         self.engine = engine
+        self.policy = policy or HostPolicy()
 
-    @staticmethod
-    def _guard(request: Request) -> None:
+    def _guard(self, request: Request) -> None:
         host = request.client.host if request.client else "127.0.0.1"
         if host not in _LOOPBACK and not host.startswith("127."):
             raise ApiError(403, "FORBIDDEN", "The sandbox control plane only answers loopback.")
+        if request.method in ("GET", "HEAD"):
+            return
+        origin = request.headers.get("origin")
+        if origin is not None and not self._same_origin(origin, request.headers.get("host")):
+            shown = repr(origin) if len(origin) <= 100 else f"of {len(origin)} characters"
+            raise ApiError(
+                403,
+                "FORBIDDEN",
+                f"Origin {shown} may not change the sandbox: control-plane writes come from "
+                "the sandbox's own origin or one in allowed_hosts.",
+                details={"field": "Origin", "limit": "the sandbox's origin or allowed_hosts"},
+            )
+        content_type = request.headers.get("content-type")
+        has_body = request.headers.get("content-length", "0") != "0" or (
+            "transfer-encoding" in request.headers
+        )
+        media = (content_type or "").split(";", 1)[0].strip().lower()
+        if (content_type is not None or has_body) and media != "application/json":
+            raise ApiError(
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "Control-plane bodies must be sent as Content-Type: application/json "
+                f"(got {'none' if content_type is None else repr(content_type[:100])}).",
+                details={"field": "Content-Type", "limit": "application/json"},
+            )
+
+    def _same_origin(self, origin: str, host: str | None) -> bool:
+        """Whether ``origin`` is the sandbox's own (http + the request's Host) or allowed."""
+        scheme, sep, authority = origin.partition("://")
+        parsed = split_authority(authority) if sep else None
+        if parsed is None:
+            return False  # "null" (sandboxed frames, file pages) or malformed
+        name, port = parsed
+        port = port or _DEFAULT_PORTS.get(scheme.lower())
+        own = split_authority(host) if host else None
+        if own is not None and scheme == "http" and (own[0], own[1] or 80) == (name, port):
+            return True
+        return self.policy.configured(name, port)
 
     async def _body(self, request: Request) -> dict[str, Any]:
         limit = self.engine.config.max_body_bytes

@@ -123,6 +123,20 @@ async def _handle_api_error(request: Request, exc: Exception) -> Response:
     return _error_body(request, exc)
 
 
+def _refuse_host(request: Request) -> Response:
+    """The 421 ``CoastyHeaders`` answers for a Host its ``HostPolicy`` does not allow."""
+    host = request.headers.get("host", "")
+    shown = repr(host) if len(host) <= 100 else f"of {len(host)} characters"
+    error = ApiError(
+        421,
+        "HOST_NOT_ALLOWED",
+        f"Host {shown} is not an address this sandbox serves on (DNS rebinding guard); "
+        "allow it with allowed_hosts / --allowed-host.",
+        details={"field": "Host", "limit": "a loopback host, or one in allowed_hosts"},
+    )
+    return _error_body(request, error)
+
+
 async def _handle_invalid_input(request: Request, exc: Exception) -> Response:
     """Answer a query, header or body value that ``validation`` could not read."""
     assert isinstance(exc, InvalidInput)

@@ -8,6 +8,7 @@ import os
 import secrets
 import socket
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -110,6 +111,10 @@ class CoastySandbox(SandboxControl):
             with CoastySandbox(pace=0.3) as sb:
                 httpx.post(f"{sb.base_url}/v1/runs", headers={"X-API-Key": sb.api_key},
                            json={"machine_id": sb.machine_id, "task": "Open the pricing page"})
+
+    The server answers loopback Host names (and its own address) only; pass
+    ``allowed_hosts=["my-devbox.lan"]`` (``name``, ``name:port``, or ``"*"``) to reach it
+    under another name, e.g. from a container.
     """
 
     def __init__(
@@ -125,6 +130,7 @@ class CoastySandbox(SandboxControl):
         api_key: str | None = None,
         webhook_retry_base: float = 0.5,
         log_level: str = "warning",
+        allowed_hosts: Sequence[str] = (),
     ) -> None:
         super().__init__(f"http://{host}:{port}")
         self.host = host
@@ -139,6 +145,7 @@ class CoastySandbox(SandboxControl):
         self._scenarios = _scenario_dicts(scenarios) if scenarios is not None else []
         self._seed = seed
         self._log_level = log_level
+        self._allowed_hosts = tuple(allowed_hosts)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.machine_ids: list[str] = []
@@ -173,7 +180,7 @@ class CoastySandbox(SandboxControl):
             self._loop = asyncio.get_running_loop()
             ready.set()
 
-        app = create_app(engine, on_startup=started)
+        app = create_app(engine, on_startup=started, allowed_hosts=self._allowed_hosts)
         self._engine = engine
         sock = bind_socket(self.host, self.port)
         self.port = sock.getsockname()[1]

@@ -120,3 +120,16 @@ def test_plugin_import_is_cheap() -> None:
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_allowed_host() -> None:
+    with sandbox_process("--allowed-host", "devbox.lan") as ctl:
+        url = f"{ctl.base_url}/v1/health"
+        assert httpx.get(url, headers={"Host": "devbox.lan"}).status_code == 200
+        assert httpx.get(url, headers={"Host": "evil.example"}).status_code == 421
+    bad = subprocess.run(
+        [sys.executable, "-m", "langchain_coasty.sandbox.cli", "--allowed-host", "a b"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "allowed_hosts" in bad.stderr

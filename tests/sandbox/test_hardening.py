@@ -112,3 +112,117 @@ def test_config_refuses_non_finite_numbers(sb: CoastySandbox, content: bytes) ->
     error = refused(response, 422)
     assert "finite" in error["message"]
     assert sb.info()["config"] == before
+
+
+FOREIGN_HOSTS = ["evil.example", "evil.example:{port}", "127.0.0.1.evil.example:{port}", "[::1"]
+
+
+@pytest.mark.parametrize("host", FOREIGN_HOSTS)
+@pytest.mark.parametrize("path", ["/_sandbox/info", "/v1/runs", "/v1/health", "/nowhere"])
+def test_foreign_host_is_refused_everywhere(sb: CoastySandbox, host: str, path: str) -> None:
+    host = host.format(port=sb.port)
+    response = httpx.get(f"{sb.base_url}{path}", headers={"Host": host, "X-API-Key": sb.api_key})
+    error = refused(response, 421, "Host")
+    assert error["code"] == "HOST_NOT_ALLOWED"
+    assert "machine_ids" not in response.text
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}", "localhost:9", "127.0.0.1"]
+)
+def test_loopback_hosts_are_served(sb: CoastySandbox, host: str) -> None:
+    response = httpx.get(
+        f"{sb.base_url}/_sandbox/info", headers={"Host": host.format(port=sb.port)}
+    )
+    assert response.status_code == 200
+
+
+def test_allowed_hosts_are_configurable() -> None:
+    with CoastySandbox(allowed_hosts=["devbox.lan", "other.lan:8000"]) as sandbox:
+        url = f"{sandbox.base_url}/_sandbox/counters"
+        for host, status in (
+            ("devbox.lan", 200),
+            ("DEVBOX.lan:1234", 200),
+            ("other.lan:8000", 200),
+            ("other.lan:8001", 421),
+            ("evil.example", 421),
+        ):
+            assert httpx.get(url, headers={"Host": host}).status_code == status, host
+        response = httpx.post(
+            f"{sandbox.base_url}/_sandbox/reset",
+            json={},
+            headers={"Origin": "http://devbox.lan:3000"},
+        )
+        assert response.status_code == 200
+    with CoastySandbox(allowed_hosts=["*"]) as sandbox:
+        response = httpx.get(f"{sandbox.base_url}/v1/health", headers={"Host": "any.example"})
+        assert response.status_code == 200
+    with pytest.raises(ValueError, match="allowed_hosts"):
+        CoastySandbox(allowed_hosts=["a b"]).start()
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["http://evil.example", "null", "http://localhost:1", "https://127.0.0.1:{port}", "x"],
+)
+def test_cross_site_control_writes_are_refused(sb: CoastySandbox, origin: str) -> None:
+    origin = origin.format(port=sb.port)
+    for method, path in (("POST", "faults"), ("POST", "reset"), ("DELETE", "faults")):
+        body = b'{"create_refuse_rate": 1}' if path == "faults" and method == "POST" else None
+        response = httpx.request(
+            method,
+            f"{sb.base_url}/_sandbox/{path}",
+            content=body,
+            headers={"Origin": origin, "Content-Type": "application/json"},
+        )
+        error = refused(response, 403, "Origin")
+        assert error["code"] == "FORBIDDEN"
+    assert sb.inject()["create_refuse_rate"] == 0
+
+
+def test_same_origin_control_writes_and_reads_are_served(sb: CoastySandbox) -> None:
+    response = httpx.post(
+        f"{sb.base_url}/_sandbox/faults",
+        json={"create_refuse_rate": 0.5},
+        headers={"Origin": sb.base_url},
+    )
+    assert response.status_code == 200
+    response = httpx.get(
+        f"{sb.base_url}/_sandbox/faults", headers={"Origin": "http://evil.example"}
+    )
+    assert response.status_code == 200  # the browser withholds it: no CORS headers are sent
+    assert "access-control-allow-origin" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "text/plain",
+        "text/plain;charset=UTF-8",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/jsonx",
+    ],
+)
+def test_control_writes_must_be_json(sb: CoastySandbox, content_type: str | None) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = httpx.post(
+        f"{sb.base_url}/_sandbox/faults", content=b'{"create_refuse_rate": 1}', headers=headers
+    )
+    error = refused(response, 415, "Content-Type")
+    assert error["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert sb.inject()["create_refuse_rate"] == 0
+
+
+def test_control_writes_without_a_body_need_no_content_type(sb: CoastySandbox) -> None:
+    sb.inject(create_refuse_rate=1)
+    assert httpx.delete(f"{sb.base_url}/_sandbox/faults").status_code == 200
+    assert httpx.post(f"{sb.base_url}/_sandbox/reset").status_code == 200
+    response = httpx.post(
+        f"{sb.base_url}/_sandbox/reset",
+        content=b"{}",
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
+    assert response.status_code == 200
+

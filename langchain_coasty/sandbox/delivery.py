@@ -101,7 +101,7 @@ class WebhookSender:
                 )
                 entry["status"] = response.status_code
                 entry["delivered"] = response.is_success
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 entry["error"] = f"{type(exc).__name__}: {exc}"
             self.log.append(entry)
             if entry["delivered"] or attempt >= max_attempts:

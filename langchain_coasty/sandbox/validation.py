@@ -158,7 +158,11 @@ def _webhook_url(body: dict[str, Any]) -> Problem | None:
     if problem or body.get("webhook_url") is None:
         return problem
     limit = "an https URL (http is accepted for loopback hosts in the sandbox)"
-    parts = urlsplit(str(body["webhook_url"]))
+    try:
+        parts = urlsplit(str(body["webhook_url"]))
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return Problem("webhook_url", limit, f"webhook_url must be {limit}.")
     if parts.scheme == "https" and parts.hostname:
         return None
     if parts.scheme == "http" and (parts.hostname or "") in LOOPBACK_HOSTS:

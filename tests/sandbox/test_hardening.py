@@ -226,3 +226,10 @@ def test_control_writes_without_a_body_need_no_content_type(sb: CoastySandbox) -
     )
     assert response.status_code == 200
 
+
+@pytest.mark.parametrize("url", ["https://[/hook", "https://a.example:99999/hook"])
+def test_unparseable_webhook_urls_are_422(api: httpx.Client, sb: CoastySandbox, url: str) -> None:
+    response = api.post(
+        "/v1/runs", json={"machine_id": sb.machine_id, "task": "t", "webhook_url": url}
+    )
+    refused(response, 422, "webhook_url")

@@ -374,31 +374,110 @@ run_request = st.fixed_dictionaries(
 )
 
 
+# Integers as the server reads them from text: digits of other scripts pass str.isdigit, and a
+# 5,000-digit value is over Python's int() limit.
+counts = st.one_of(
+    st.integers(-5, 500).map(str),
+    st.sampled_from(["", " ", "²", "٣", "1²", "0x10", "1e3", "-0", "+5", " 7", "007", "1_000"]),
+    st.sampled_from([20, 21, 4300, 4301, 5000]).map(lambda n: "9" * n),
+    st.text(max_size=40),
+)
+# Header values go out as bytes: visible ASCII plus obs-text (0x80-0xFF), which h11 allows.
+raw_headers = st.one_of(
+    header_values.map(str.encode),
+    st.binary(min_size=1, max_size=60).filter(lambda b: all(c >= 0x21 and c != 0x7F for c in b)),
+    st.sampled_from([20, 129, 600, 5000]).map(lambda n: b"9" * n),
+)
+# {port} is the sandbox's port, filled in when the request is sent.
+HOSTS = [
+    "127.0.0.1:{port}",
+    "localhost:{port}",
+    "[::1]:{port}",
+    "127.0.0.1",
+    "evil.example",
+    "evil.example:{port}",
+    "127.0.0.1.evil.example:{port}",
+    "localhost.:{port}",
+    "[::1",
+    ":{port}",
+    "",
+]
+ORIGINS = [
+    "http://127.0.0.1:{port}",
+    "http://localhost:{port}",
+    "http://evil.example",
+    "https://127.0.0.1.evil.example:{port}",
+    "null",
+    "file://",
+    "http://[::1",
+]
+CONTENT_TYPES = [
+    "application/json",
+    "application/json; charset=utf-8",
+    "text/plain",
+    "text/plain;charset=UTF-8",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "application/jsonx",
+    "",
+]
+CONTROL_ROUTES = [
+    ("POST", "/_sandbox/reset"),
+    ("GET", "/_sandbox/counters"),
+    ("GET", "/_sandbox/info"),
+    ("POST", "/_sandbox/config"),
+    ("POST", "/_sandbox/scenarios"),
+    ("POST", "/_sandbox/faults"),
+    ("DELETE", "/_sandbox/faults"),
+    ("GET", "/_sandbox/webhooks"),
+]
+DEPTHS = [2, 100, 101, 1_000, 100_000]
+
+
+def nested(depth: int, kind: str) -> bytes:
+    """A JSON document ``depth`` containers deep."""
+    if kind == "list":
+        return b"[" * depth + b"]" * depth
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
 @st.composite
 def requests(draw: st.DrawFn) -> dict[str, Any]:
-    method, template = draw(st.sampled_from(ROUTES))
+    """One HTTP request to the sandbox: a /v1 or control-plane route, headers, query, body."""
+    method, template = draw(st.sampled_from(ROUTES + CONTROL_ROUTES))
     if draw(st.integers(0, 9)) == 0:
         method = draw(st.sampled_from(["PUT", "DELETE", "PATCH", "GET", "POST"]))
-    path = template.replace("{id}", draw(path_parts))
+    path = template.replace("{id}", draw(st.one_of(st.just("{run}"), path_parts)))
     if draw(st.integers(0, 9)) == 0:
         path = "/v1/" + draw(path_parts)
-    headers: dict[str, str] = {}
-    auth = draw(st.sampled_from(["key", "bearer", "none", "garbage", "live"]))
+    headers: dict[str, Any] = {}
+    auth = draw(st.sampled_from(["key"] * 5 + ["bearer", "none", "garbage", "live", "raw"]))
     if auth == "garbage":
         headers["X-API-Key"] = draw(header_values)
     elif auth == "live":
         headers["Authorization"] = "Bearer sk-coasty-live-" + draw(header_values)
+    elif auth == "raw":
+        headers["Authorization"] = draw(raw_headers)
     for name in ("Idempotency-Key", "Last-Event-ID", "X-LLM-Provider", "X-LLM-Api-Key"):
         if draw(st.booleans()):
-            headers[name] = draw(st.one_of(header_values, sized.map(lambda s: s[:600])))
+            headers[name] = draw(
+                st.one_of(header_values, sized.map(lambda s: s[:600]), counts.filter(bool))
+            )
+    for name in ("X-LLM-Model", "Last-Event-ID", "Idempotency-Key"):
+        if draw(st.integers(0, 4)) == 0:
+            headers[name] = draw(raw_headers)
+    if draw(st.integers(0, 3)) == 0:
+        headers["Host"] = draw(st.one_of(st.sampled_from(HOSTS), header_values))
+    if draw(st.integers(0, 3)) == 0:
+        headers["Origin"] = draw(st.one_of(st.sampled_from(ORIGINS), header_values))
     params = draw(
         st.dictionaries(
             st.sampled_from(["limit", "status", "after", "x"]),
-            st.one_of(st.text(max_size=40), st.integers(-5, 500).map(str)),
+            st.one_of(counts, st.sampled_from(["running", "done", "\x00", "²"])),
             max_size=3,
         )
     )
-    body_kind = draw(st.sampled_from(["none", "run", "json", "bytes"]))
+    body_kind = draw(st.sampled_from(["none", "run", "json", "bytes", "deep", "deep", "scalar"]))
     content: bytes | None = None
     if body_kind == "run":
         content = json.dumps(draw(run_request), default=repr).encode("utf-8", "replace")
@@ -406,6 +485,12 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
         content = json.dumps(draw(ANY), default=repr).encode("utf-8", "replace")
     elif body_kind == "bytes":
         content = draw(st.binary(max_size=200))
+    elif body_kind == "deep":
+        content = nested(draw(st.sampled_from(DEPTHS)), draw(st.sampled_from(["list", "dict"])))
+    elif body_kind == "scalar":
+        content = draw(st.sampled_from([b"5", b"-1e400", b"NaN", b"Infinity", b'"x"', b"null"]))
+    if content is not None and draw(st.booleans()):
+        headers["Content-Type"] = draw(st.sampled_from(CONTENT_TYPES))
     return {
         "method": method,
         "url": path,
@@ -416,6 +501,38 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+def send(http: httpx.Client, sb: Any, request: dict[str, Any]) -> httpx.Response | None:
+    """Send one drawn request; None for a stream of a real run's events (tested elsewhere).
+
+    ``{run}`` in the path is a run created for this request; ``{port}`` in a header the
+    sandbox's port.
+    """
+    request = {**request, "headers": dict(request["headers"])}
+    if "{run}" in request["url"]:
+        body = {"machine_id": sb.machine_id, "task": "Approve the invoice"}
+        run = http.post("/v1/runs", json=body, headers={"X-API-Key": sb.api_key}).json()
+        request["url"] = request["url"].replace("{run}", run["id"])
+    auth = request.pop("auth")
+    if auth == "key":
+        request["headers"]["X-API-Key"] = sb.api_key
+    elif auth == "bearer":
+        request["headers"]["Authorization"] = f"Bearer {sb.api_key}"
+    for name, value in request["headers"].items():
+        if isinstance(value, str):
+            value = value.replace("{port}", str(sb.port)).encode("utf-8", "surrogatepass")
+        # What h11 lets a client send: no control characters, no surrounding whitespace.
+        request["headers"][name] = bytes(c for c in value if c >= 0x20 and c != 0x7F).strip()
+    try:
+        with http.stream(**request) as response:
+            if response.headers.get("content-type", "").startswith("text/event-stream"):
+                return None
+            response.read()
+    finally:
+        if request["url"].startswith("/_sandbox/"):
+            sb.reset(config=True)  # a fuzzed control-plane write may have set faults
+    return response
+
+
 def test_sandbox_fuzzed_over_http(coasty_sandbox: Any) -> None:
     sb = coasty_sandbox
     validator = jsonschema.validators.validator_for(_ERROR_SCHEMA)(_ERROR_SCHEMA)
@@ -423,22 +540,16 @@ def test_sandbox_fuzzed_over_http(coasty_sandbox: Any) -> None:
     statuses: set[int] = set()
 
     @settings(
-        max_examples=400,
+        max_examples=500,
         deadline=None,
         derandomize=DETERMINISTIC,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     @given(request=requests())
     def check(request: dict[str, Any]) -> None:
-        auth = request.pop("auth")
-        if auth == "key":
-            request["headers"]["X-API-Key"] = sb.api_key
-        elif auth == "bearer":
-            request["headers"]["Authorization"] = f"Bearer {sb.api_key}"
-        with http.stream(**request) as response:
-            if response.headers.get("content-type", "").startswith("text/event-stream"):
-                return  # a real run's events: covered by the streaming tests
-            response.read()
+        response = send(http, sb, request)
+        if response is None:
+            return
         statuses.add(response.status_code)
         assert response.status_code < 500, (request, response.text)
         assert response.headers.get("x-coasty-request-id", "").startswith("req_")

@@ -63,7 +63,7 @@ class _BadResponse(APIConnectionError):
     """A success status whose body is not what the API documents."""
 
 
-def _connection_error(exc: httpx.TransportError, what: str) -> APIConnectionError:
+def _connection_error(exc: httpx.RequestError, what: str) -> APIConnectionError:
     """The error for a failed send or read; `what` says which call failed."""
     detail = f"{what}: {type(exc).__name__}: {exc}"
     if isinstance(exc, httpx.TimeoutException):
@@ -77,12 +77,34 @@ def _parse(model: type[_Model], response: httpx.Response) -> _Model:
         if isinstance(body, dict) and not body.get("request_id"):
             body["request_id"] = response.headers.get("x-coasty-request-id")
         return model.model_validate(body)
-    except (ValueError, ValidationError) as exc:
-        raise _BadResponse(
-            f"Coasty returned an unexpected {model.__name__} body "
-            f"(HTTP {response.status_code}, request_id="
-            f"{response.headers.get('x-coasty-request-id', 'unknown')})."
-        ) from exc
+    except (ValueError, ValidationError, RecursionError) as exc:
+        raise _unexpected_body(response, f"an unexpected {model.__name__} body") from exc
+
+
+def _health(response: httpx.Response) -> dict[str, Any]:
+    """The body of `GET /v1/health` (a JSON object; a bare value is kept as its status)."""
+    try:
+        body = response.json()
+    except (ValueError, RecursionError) as exc:
+        raise _unexpected_body(response, "a body that is not JSON") from exc
+    return body if isinstance(body, dict) else {"status": body}
+
+
+def _unexpected_body(response: httpx.Response, what: str) -> _BadResponse:
+    """A success status with a body the API does not send: a captive portal, a proxy page."""
+    try:
+        call = f"{response.request.method} {response.request.url.path}"
+    except RuntimeError:  # a response built without its request
+        call = "The request"
+    request_id = response.headers.get("x-coasty-request-id")
+    error = _BadResponse(
+        f"{call} returned {what} (HTTP {response.status_code}, "
+        f"content-type {response.headers.get('content-type', 'none')!r}"
+        + (f", request_id={request_id}" if request_id else "")
+        + "): is a proxy or a captive portal in the way, or base_url wrong?"
+    )
+    error.request_id = request_id
+    return error
 
 
 def _note_possible_create(error: CoastyError, key: str) -> CoastyError:
@@ -128,7 +150,7 @@ class _RetryState:
         self._resend = resend
         self.retries = 0
 
-    def after_transport_error(self, exc: httpx.TransportError) -> float:
+    def after_transport_error(self, exc: httpx.RequestError) -> float:
         """The delay before re-sending; raises when the request may not or need not be re-sent."""
         error = _connection_error(exc, f"{self._call} failed")
         if not (self._resend == "always" or never_reached_server(exc)) or not self._can_retry():
@@ -214,7 +236,7 @@ class _CreateAttempts(_RetryState):
         may_resend = error.retryable and error.retry_with_same_idempotency_key
         return self._next(error, may_resend, error.retry_after)
 
-    def after_lost_answer(self, exc: httpx.TransportError | _BadResponse) -> _CreateStep:
+    def after_lost_answer(self, exc: httpx.RequestError | _BadResponse) -> _CreateStep:
         """Re-send what never reached the server; otherwise ask the server what happened."""
         if isinstance(exc, _BadResponse):
             error: CoastyError = exc

@@ -20,6 +20,7 @@ from langchain_coasty.client._base_client import (
     _BaseClient,
     _CreateAttempts,
     _CreateStep,
+    _health,
     _Recovery,
     _Resend,
     _Retry,
@@ -102,8 +103,7 @@ class CoastyClient(_BaseClient[httpx.Client]):
     def health(self) -> dict[str, Any]:
         """`GET /v1/health`."""
         response = self._request("GET", "/v1/health")
-        body = response.json()
-        return body if isinstance(body, dict) else {"status": body}
+        return _health(response)
 
     def _request(
         self,
@@ -128,7 +128,7 @@ class CoastyClient(_BaseClient[httpx.Client]):
                     headers=self._headers(),
                     timeout=self.timeout,
                 )
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # a transport failure or an undecodable body
                 delay = retry.after_transport_error(exc)
             else:
                 if response.is_success:
@@ -146,7 +146,7 @@ class CoastyClient(_BaseClient[httpx.Client]):
                     self._url("/v1/runs"), json=body, headers=attempts.headers, timeout=self.timeout
                 )
                 step = attempts.after_response(response)
-            except (httpx.TransportError, _BadResponse) as exc:
+            except (httpx.RequestError, _BadResponse) as exc:
                 step = attempts.after_lost_answer(exc)
             while isinstance(step, _Recovery):
                 step = attempts.after_recovery(self._recover(step), step)
@@ -227,8 +227,7 @@ class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
     async def health(self) -> dict[str, Any]:
         """`GET /v1/health`."""
         response = await self._request("GET", "/v1/health")
-        body = response.json()
-        return body if isinstance(body, dict) else {"status": body}
+        return _health(response)
 
     async def _request(
         self,
@@ -253,7 +252,7 @@ class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
                     headers=self._headers(),
                     timeout=self.timeout,
                 )
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # a transport failure or an undecodable body
                 delay = retry.after_transport_error(exc)
             else:
                 if response.is_success:
@@ -271,7 +270,7 @@ class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
                     self._url("/v1/runs"), json=body, headers=attempts.headers, timeout=self.timeout
                 )
                 step = attempts.after_response(response)
-            except (httpx.TransportError, _BadResponse) as exc:
+            except (httpx.RequestError, _BadResponse) as exc:
                 step = attempts.after_lost_answer(exc)
             while isinstance(step, _Recovery):
                 step = attempts.after_recovery(await self._recover(step), step)

@@ -42,6 +42,6 @@ class RetryPolicy:
         return base * random.uniform(0.5, 1.0)
 
 
-def never_reached_server(exc: httpx.TransportError) -> bool:
+def never_reached_server(exc: httpx.RequestError) -> bool:
     """True when the request provably was not delivered, so even a POST may be re-sent."""
     return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)

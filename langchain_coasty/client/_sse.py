@@ -6,6 +6,8 @@ that a reader can look at its clock while a stream carries nothing else; a field
 without a colon is a field with an empty value; ``id`` without a NUL sets the last event id
 (empty resets it); ``retry`` of ASCII digits sets the reconnection time; a blank line
 dispatches the frame when it has data. A frame cut off by the end of the stream is dropped.
+A line or a frame longer than its bound (``MAX_FRAME_CHARS`` by default) raises
+``FrameTooLarge`` as soon as the bound is passed, so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -14,7 +16,21 @@ from typing import Final
 
 from httpx_sse import ServerSentEvent
 
-__all__ = ["HEARTBEAT", "Heartbeat", "LineSplitter", "SSEDecoder"]
+__all__ = [
+    "HEARTBEAT",
+    "MAX_FRAME_CHARS",
+    "FrameTooLarge",
+    "Heartbeat",
+    "LineSplitter",
+    "SSEDecoder",
+]
+
+MAX_FRAME_CHARS = 16 * 1024 * 1024
+"""Default bound on one line and on one frame's data (characters): far above any event."""
+
+
+class FrameTooLarge(Exception):
+    """A line or a frame passed its bound."""
 
 
 class Heartbeat:
@@ -31,9 +47,10 @@ HEARTBEAT: Final = Heartbeat()
 class LineSplitter:
     """Cuts decoded text chunks into lines, whatever the line ends and the chunk borders."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_chars: int = MAX_FRAME_CHARS) -> None:
         self._rest = ""
         self._after_cr = False
+        self._max = max_chars
 
     def feed(self, text: str) -> list[str]:
         """The lines completed by ``text`` (without their line ends)."""
@@ -47,13 +64,18 @@ class LineSplitter:
         lines = text.split("\n")
         lines[0] = self._rest + lines[0]
         self._rest = lines.pop()
+        if len(self._rest) > self._max:
+            self._rest = ""
+            raise FrameTooLarge(f"a line longer than {self._max} characters")
         return lines
 
 
 class SSEDecoder:
     """Turns lines into frames (``ServerSentEvent``), ``HEARTBEAT`` for comments, else None."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_chars: int = MAX_FRAME_CHARS) -> None:
+        self._max = max_chars
+        self._size = 0
         self._event = ""
         self._data: list[str] = []
         self._last_id = ""
@@ -73,6 +95,10 @@ class SSEDecoder:
         if colon and value.startswith(" "):
             value = value[1:]
         if field == "data":
+            self._size += len(value) + 1
+            if self._size > self._max:
+                self._data, self._size = [], 0
+                raise FrameTooLarge(f"a frame with more than {self._max} characters of data")
             self._data.append(value)
         elif field == "event":
             self._event = value
@@ -85,7 +111,7 @@ class SSEDecoder:
 
     def _dispatch(self) -> ServerSentEvent | None:
         data, event = self._data, self._event
-        self._data, self._event = [], ""
+        self._data, self._event, self._size = [], "", 0
         if not data:
             return None
         return ServerSentEvent(

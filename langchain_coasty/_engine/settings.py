@@ -134,7 +134,7 @@ class CoastySettings(BaseModel):
     idle_timeout: float | None = None
     """Cancel the run when no event arrives for this many seconds."""
     timeout: float = 30.0
-    """HTTP timeout of each API request."""
+    """The longest one attempt of an API request may take, to the whole response (seconds)."""
     max_retries: int = 2
     client: CoastyClient | None = Field(default=None, exclude=True)
     """A ready sync client to use instead of building one."""

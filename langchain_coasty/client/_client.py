@@ -7,7 +7,9 @@ other on `httpx.AsyncClient`. Configuration and the retry decisions live in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import time
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -47,6 +49,8 @@ class CoastyClient(_BaseClient[httpx.Client]):
     event stream holds one, so keep it above the number of runs followed at once. Runs are
     spread over small pools (about 32 connections each, opened on first use) so that many
     concurrent streams do not slow every request down.
+    `timeout` (default 30 s) is the longest one attempt of a request may take, from sending
+    it to having the whole response; retries get a fresh one.
     `stream_read_timeout` (default 60 s) is the longest silence tolerated on an event
     stream before reconnecting; keep it well above the server's heartbeat interval (15 s).
     With your own `http_client`, its pool limits apply instead and it is not closed here.
@@ -120,13 +124,14 @@ class CoastyClient(_BaseClient[httpx.Client]):
         retry = _RetryState(self, method, path, resend)
         while True:
             try:
-                response = http.request(
+                response = _send_within(
+                    http,
+                    self.timeout,
                     method,
                     self._url(path),
                     json=json,
                     params=params,
                     headers=self._headers(),
-                    timeout=self.timeout,
                 )
             except httpx.RequestError as exc:  # a transport failure or an undecodable body
                 delay = retry.after_transport_error(exc)
@@ -244,14 +249,17 @@ class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
         retry = _RetryState(self, method, path, resend)
         while True:
             try:
-                response = await http.request(
-                    method,
-                    self._url(path),
-                    json=json,
-                    params=params,
-                    headers=self._headers(),
-                    timeout=self.timeout,
-                )
+                async with asyncio.timeout(self.timeout):  # the whole attempt, not each read
+                    response = await http.request(
+                        method,
+                        self._url(path),
+                        json=json,
+                        params=params,
+                        headers=self._headers(),
+                        timeout=self.timeout,
+                    )
+            except TimeoutError:
+                delay = retry.after_transport_error(_overdue(self.timeout))
             except httpx.RequestError as exc:  # a transport failure or an undecodable body
                 delay = retry.after_transport_error(exc)
             else:
@@ -290,3 +298,44 @@ class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
             if not isinstance(step, _Retry):
                 return step
             await _base_client._asleep(step.delay)
+
+
+def _send_within(
+    http: httpx.Client, timeout: float, method: str, url: str, **kwargs: Any
+) -> httpx.Response:
+    """One attempt whose response must arrive whole within ``timeout``.
+
+    httpx bounds each read, so a server that sends a byte now and then would hold a sync
+    call for ever; the body's reads are checked here against one deadline. (The async twin
+    bounds the whole attempt with ``asyncio.timeout``.)
+    """
+    deadline = time.monotonic() + timeout
+    request = http.build_request(method, url, timeout=timeout, **kwargs)
+    response = http.send(request, stream=True)
+    if isinstance(response.stream, httpx.SyncByteStream):
+        response.stream = _Deadlined(response.stream, deadline, timeout)
+    try:
+        response.read()
+    finally:
+        response.close()
+    return response
+
+
+class _Deadlined(httpx.SyncByteStream):
+    """A response body whose chunks must all arrive before a deadline."""
+
+    def __init__(self, stream: httpx.SyncByteStream, deadline: float, timeout: float) -> None:
+        self._stream, self._deadline, self._timeout = stream, deadline, timeout
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._stream:
+            if time.monotonic() > self._deadline:
+                raise _overdue(self._timeout)
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def _overdue(timeout: float) -> httpx.ReadTimeout:
+    return httpx.ReadTimeout(f"no whole response within the {timeout:g} s timeout")

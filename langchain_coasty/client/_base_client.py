@@ -39,6 +39,7 @@ from langchain_coasty.client._models import (
 )
 from langchain_coasty.client._params import (
     check_api_key,
+    check_base_url,
     check_llm_headers,
     check_max_connections,
     check_seconds,
@@ -295,8 +296,8 @@ class _BaseClient(Generic[_Http]):
             )
         self.api_key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
         check_api_key(self.api_key.get_secret_value())
-        self.base_url = (base_url or os.environ.get("COASTY_BASE_URL") or DEFAULT_BASE_URL).rstrip(
-            "/"
+        self.base_url = check_base_url(
+            base_url or os.environ.get("COASTY_BASE_URL") or DEFAULT_BASE_URL
         )
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise invalid("max_retries", max_retries)

@@ -58,6 +58,8 @@ _LIMITS: dict[str, str] = {
     "stream_read_timeout": "a positive number of seconds up to 1000000",
     "max_connections": "an integer >= 1, or None",
     "api_key": "a Coasty key (sk-coasty-live-... or sk-coasty-test-...): visible ASCII only",
+    "base_url": "an http(s) URL of the API host, such as https://coasty.ai (a trailing /v1 "
+    "is accepted), without whitespace, query or fragment",
 }
 _MAX_SECONDS = 1_000_000  # beyond this, OS timers overflow
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
@@ -182,6 +184,25 @@ def check_api_key(api_key: str) -> None:
     """A key must be able to travel in a header; the message never repeats it."""
     if not isinstance(api_key, str) or not _VISIBLE_ASCII.fullmatch(api_key):
         raise invalid("api_key", problem="empty, or not visible ASCII characters")
+
+
+def check_base_url(base_url: object) -> str:
+    """The API host without a trailing slash or ``/v1``: Coasty's docs give ``…/v1``, we add it."""
+    if not isinstance(base_url, str) or not base_url:
+        raise invalid("base_url", base_url)
+    if any(char.isspace() for char in base_url):
+        raise invalid("base_url", base_url, problem=f"holds whitespace: {base_url!r}")
+    if not base_url.isprintable():
+        raise invalid("base_url", base_url, problem=f"holds control characters: {base_url!r}")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise invalid("base_url", base_url, problem=f"no http(s) scheme and host: {base_url!r}")
+    if parts.query or parts.fragment or base_url.endswith(("?", "#")):
+        raise invalid("base_url", base_url, problem=f"has a query or fragment: {base_url!r}")
+    url = base_url.rstrip("/")
+    if url.endswith("/v1"):
+        url = url[: -len("/v1")].rstrip("/")
+    return url
 
 
 def check_seconds(name: str, value: object, *, optional: bool = False) -> None:

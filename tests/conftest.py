@@ -17,6 +17,18 @@ def sb(coasty_sandbox: Any) -> Any:
     return coasty_sandbox
 
 
+FRAMINGS = ("envelope", "flat")
+"""The event framings the sandbox serves: the OpenAPI's envelope and the docs' flat form."""
+
+
+@pytest.fixture(params=FRAMINGS)
+def framing(request: pytest.FixtureRequest, sb: Any) -> str:
+    """Run the test once per event framing (``pytestmark = usefixtures("framing")``)."""
+    framing: str = request.param
+    sb.configure(event_framing=framing)
+    return framing
+
+
 @pytest.fixture(autouse=True)
 def _fresh_progress() -> None:
     """Each test starts with an empty in-process registry of followed runs."""

@@ -39,8 +39,8 @@ it; bodies are bounded by ``max_body_bytes`` like /v1)::
     GET    /_sandbox/config      current settings; POST with {pace, heartbeat_interval,
                                  rotation_seconds, webhook_retry_base, webhook_max_attempts,
                                  webhook_timeout, max_body_bytes, webhook_body
-                                 ("envelope" | "flat"), idempotency_lookup (bool)} to
-                                 change them
+                                 ("envelope" | "flat"), idempotency_lookup (bool),
+                                 event_framing ("envelope" | "flat")} to change them
     GET    /_sandbox/scenarios   names of loaded scenarios; POST {"scenarios": [...],
                                  "replace": false} to add (format: ``scenarios`` module)
     GET    /_sandbox/faults      current faults; POST to set (format: ``faults`` module);
@@ -49,7 +49,9 @@ it; bodies are bounded by ``max_body_bytes`` like /v1)::
                                  event_type, run_id, attempt, delivered
     GET    /_sandbox/info        machine ids and settings
 
-SSE frames: ``id: <seq>``, ``event: <type>``, ``data: {"seq", "type", "data", "ts"}``;
+SSE frames: ``id: <seq>``, ``event: <type>``, ``data: {"seq", "type", "data", "ts"}``
+(setting ``event_framing: "flat"``: ``data:`` carries the event's payload itself, as in
+Coasty's docs);
 ``: ping`` comments every ``heartbeat_interval`` seconds while idle; a connection is ended
 cleanly after ``rotation_seconds``; ``done`` is the last event and the server closes after it.
 

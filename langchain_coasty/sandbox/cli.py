@@ -21,6 +21,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed for fault injection")
     parser.add_argument("--heartbeat-interval", type=float, default=15.0)
     parser.add_argument("--rotation-seconds", type=float, default=300.0)
+    parser.add_argument(
+        "--event-framing",
+        choices=("envelope", "flat"),
+        default="envelope",
+        help="envelope: data is {seq, type, data} (the OpenAPI); flat: id/event/data lines "
+        "with the payload itself on data (Coasty's docs and cookbook)",
+    )
     parser.add_argument("--log-level", default="info")
     parser.add_argument(
         "--webhook-body",
@@ -56,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         rotation_seconds=args.rotation_seconds,
         webhook_body=args.webhook_body,
         idempotency_lookup=not args.no_idempotency_lookup,
+        event_framing=args.event_framing,
     )
     scenarios = parse_scenarios(read_scenario_file(args.scenarios)) if args.scenarios else []
     engine = Engine(config, scenarios, seed=args.seed)

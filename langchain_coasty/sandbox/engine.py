@@ -284,10 +284,13 @@ class Engine:
         if run.closed:
             return
         seq = len(run.frames) + 1
-        payload = json.dumps(
-            {"seq": seq, "type": event_type, "data": data, "ts": round(time.time(), 6)},
-            separators=(",", ":"),
-        )
+        if self.config.event_framing == "flat":
+            payload = json.dumps(data, separators=(",", ":"))
+        else:
+            payload = json.dumps(
+                {"seq": seq, "type": event_type, "data": data, "ts": round(time.time(), 6)},
+                separators=(",", ":"),
+            )
         run.frames.append(f"id: {seq}\nevent: {event_type}\ndata: {payload}\n\n".encode())
         self.counts["events_emitted"] += 1
         if event_type == "done":

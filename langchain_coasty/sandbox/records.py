@@ -17,10 +17,20 @@ from typing import Any, Literal
 
 from langchain_coasty.sandbox.scenarios import Plan
 
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "event_framing": ("envelope", "flat"),
+    "webhook_body": ("envelope", "flat"),
+}
+
 
 @dataclass(slots=True)
 class SandboxConfig:
-    """Server settings changeable at runtime with ``POST /_sandbox/config``."""
+    """Server settings changeable at runtime with ``POST /_sandbox/config``.
+
+    Beyond the published OpenAPI, the sandbox can behave the way Coasty's docs, cookbook and
+    live API do: ``event_framing`` ``"flat"`` sends ``id: <seq>``, ``event: <type>`` and the
+    payload itself on ``data:`` (``"envelope"``: ``data: {seq, type, data, ts}``).
+    """
 
     pace: float = 0.0
     heartbeat_interval: float = 15.0
@@ -35,6 +45,7 @@ class SandboxConfig:
     created_at}``)."""
     idempotency_lookup: bool = True
     """Serve ``GET /v1/idempotency/{key}`` (off: the route does not exist, a 404)."""
+    event_framing: str = "envelope"
 
     def update(self, values: dict[str, Any]) -> None:
         """Apply known settings; raises ValueError on an unknown name or a bad value."""
@@ -42,11 +53,7 @@ class SandboxConfig:
         for name, value in values.items():
             if name not in names:
                 raise ValueError(f"unknown setting {name!r}; allowed: {sorted(names)}")
-            current = getattr(self, name)
-            if name in _CHOICES or isinstance(current, bool):
-                _check_option(name, value, current)
-            elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0")
+            _check_setting(name, getattr(self, name), value)
         for name, value in values.items():
             current = getattr(self, name)
             if isinstance(current, bool | str):
@@ -58,15 +65,16 @@ class SandboxConfig:
         return asdict(self)
 
 
-_CHOICES: dict[str, tuple[str, ...]] = {"webhook_body": ("envelope", "flat")}
-"""The allowed values of the settings that are words."""
-
-
-def _check_option(name: str, value: Any, current: Any) -> None:
-    if isinstance(current, bool) and not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false")
-    if name in _CHOICES and value not in _CHOICES[name]:
-        raise ValueError(f"{name} must be one of {list(_CHOICES[name])}")
+def _check_setting(name: str, current: object, value: object) -> None:
+    """Raise ValueError unless ``value`` suits setting ``name`` (whose value is ``current``)."""
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false")
+    elif isinstance(current, str):
+        if value not in _CHOICES[name]:
+            raise ValueError(f"{name} must be one of {', '.join(_CHOICES[name])}")
+    elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"{name} must be a number >= 0")
 
 
 def iso(ts: float | None) -> str | None:

@@ -66,8 +66,8 @@ class SandboxControl:
         result: dict[str, Any] = self._call("GET", "counters")
         return result
 
-    def configure(self, **settings: float) -> dict[str, Any]:
-        """Change settings: pace, heartbeat_interval, rotation_seconds, webhook_retry_base..."""
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        """Change settings: pace, heartbeat_interval, rotation_seconds, event_framing, ..."""
         result: dict[str, Any] = self._call("POST", "config", dict(settings))
         return result
 
@@ -131,16 +131,18 @@ class CoastySandbox(SandboxControl):
         webhook_retry_base: float = 0.5,
         log_level: str = "warning",
         allowed_hosts: Sequence[str] = (),
+        event_framing: str = "envelope",
     ) -> None:
         super().__init__(f"http://{host}:{port}")
         self.host = host
         self.port = port
         self.api_key = api_key or f"sk-coasty-test-{secrets.token_hex(16)}"
-        self._settings = {
+        self._settings: dict[str, Any] = {
             "pace": pace,
             "heartbeat_interval": heartbeat_interval,
             "rotation_seconds": rotation_seconds,
             "webhook_retry_base": webhook_retry_base,
+            "event_framing": event_framing,
         }
         self._scenarios = _scenario_dicts(scenarios) if scenarios is not None else []
         self._seed = seed

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 import httpx
 import pytest
+from httpx_sse import ServerSentEvent
 
 from langchain_coasty import (
     AsyncCoastyClient,
@@ -14,6 +17,7 @@ from langchain_coasty import (
     InvalidRequestError,
     RunStatus,
 )
+from langchain_coasty.client._stream import _Cursor
 
 # ------------------------------------------------------------------------- base URL
 
@@ -63,3 +67,63 @@ def test_a_bad_base_url_is_refused_before_any_request(value: str, problem: str) 
         with pytest.raises(InvalidRequestError, match="base_url") as info:
             make()
         assert info.value.field == "base_url" and problem in str(info.value)
+
+
+# --------------------------------------------------------------------- event framing
+
+
+def _frame(seq: str, event: str, data: object) -> ServerSentEvent:
+    return ServerSentEvent(event=event, data=json.dumps(data), id=seq)
+
+
+def test_each_frame_is_read_in_its_own_framing() -> None:
+    cursor = _Cursor(after=0)
+    envelope = _frame("1", "status", {"seq": 1, "type": "status", "data": {"status": "running"}})
+    flat = _frame("2", "tool_call", {"step": 1, "action_type": "click", "params": {"x": 1}})
+    flat_empty = _frame("3", "resumed", {})
+    flat_scalar = _frame("4", "text", "hello")
+    events = [cursor.accept(f) for f in (envelope, flat, flat_empty, flat_scalar)]
+    assert [(e.seq, e.type, e.data) for e in events if e is not None] == [
+        (1, "status", {"status": "running"}),
+        (2, "tool_call", {"step": 1, "action_type": "click", "params": {"x": 1}}),
+        (3, "resumed", {}),
+        (4, "text", {"value": "hello"}),
+    ]
+    assert cursor.accept(flat) is None and cursor.duplicates == 1
+    with pytest.raises(Exception, match="integer seq"):
+        cursor.accept(_frame("", "status", {"status": "running"}))
+
+
+def test_a_contradicting_envelope_loses_nothing_and_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="langchain_coasty.client")
+    cursor = _Cursor(after=0, run_id="run-x")
+    first = cursor.accept(_frame("1", "tool_result", {"seq": 1, "type": "step", "data": {"a": 1}}))
+    second = cursor.accept(_frame("9", "step", {"seq": 2, "type": "step", "data": {"b": 2}}))
+    assert first is not None and second is not None
+    assert (first.seq, first.type, first.data) == (1, "step", {"a": 1})
+    assert first.model_extra == {"sse_event": "tool_result"}
+    assert (second.seq, second.data, second.model_extra) == (2, {"b": 2}, {"sse_id": "9"})
+    assert cursor.contradictions == 2
+    warnings = [r for r in caplog.records if "contradicts" in r.getMessage()]
+    assert len(warnings) == 1 and "run-x" in warnings[0].getMessage()
+
+
+async def test_flat_events_reach_callbacks_and_the_custom_stream_with_their_payload(
+    sb: Any,
+) -> None:
+    from langchain_coasty.callbacks import CoastyCallbackHandler, CoastyEventPayload
+
+    sb.configure(event_framing="flat")
+    seen: list[CoastyEventPayload] = []
+
+    class Handler(CoastyCallbackHandler):
+        def on_coasty_event(self, event: CoastyEventPayload) -> None:
+            seen.append(event)
+
+    tool = CoastyComputerTool(api_key=sb.api_key, base_url=sb.base_url, machine_id=sb.machine_id)
+    await tool.ainvoke({"task": "Open the calculator"}, {"callbacks": [Handler()]})
+    steps = [e for e in seen if e["type"] == "step"]
+    assert steps and all(e["data"].get("summary") for e in steps)
+    assert seen[-1]["type"] == "done" and seen[-1]["data"]["status"] == "succeeded"

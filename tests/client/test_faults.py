@@ -8,7 +8,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
+
 from langchain_coasty import AsyncCoastyClient, CoastyClient, RunEvent
+
+pytestmark = pytest.mark.usefixtures("framing")
 
 CREATE_FAULTS = {
     "seed": 11,

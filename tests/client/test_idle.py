@@ -14,6 +14,8 @@ import pytest
 from langchain_coasty import AsyncCoastyClient, CoastyClient, IdleTimeoutError, RunStatus
 from langchain_coasty.client import InvalidRequestError
 
+pytestmark = pytest.mark.usefixtures("framing")
+
 PAUSING = "Log in with the password"
 
 

@@ -19,6 +19,8 @@ from langchain_coasty import (
     RunStatus,
 )
 
+pytestmark = pytest.mark.usefixtures("framing")
+
 
 def test_create_stream_get_list(client: CoastyClient, sb: Any) -> None:
     result = client.runs.create_with_response(

@@ -9,6 +9,8 @@ import pytest
 
 from langchain_coasty import APITimeoutError, AsyncCoastyClient, CoastyClient, RunStatus
 
+pytestmark = pytest.mark.usefixtures("framing")
+
 TIMED_OUT = re.compile(
     r"Run (?P<run>\S+) did not finish within 0\.3 s \(last event seq (?P<seq>\d+)\); "
 )

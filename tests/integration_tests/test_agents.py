@@ -29,6 +29,8 @@ from .conftest import (
     tool_calls,
 )
 
+pytestmark = pytest.mark.usefixtures("framing")
+
 LOGIN_TASK = "Log in to the bank portal and download the March statement"
 PLAIN_TASK = "Open the notes app and write a shopping list"
 TWO_PAUSES = [

@@ -19,6 +19,8 @@ from langchain_coasty.durable import thread_lock
 
 from .conftest import ScriptedChatModel, call, tool_calls
 
+pytestmark = pytest.mark.usefixtures("framing")
+
 LOGIN_TASK = "Log in to the bank portal and download the March statement"
 
 

@@ -13,6 +13,8 @@ from langchain_coasty.callbacks import AsyncCoastyCallbackHandler
 
 from .conftest import Recorder, assert_exactly_once
 
+pytestmark = pytest.mark.usefixtures("framing")
+
 LOGIN_TASK = "Sign in to the HR portal and book a day off"
 PLAIN_TASK = "Open the calendar and list today's meetings"
 

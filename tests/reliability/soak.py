@@ -71,6 +71,8 @@ class SoakSettings:
     cancel_share: float = 0.1
     reject_every: int = 5
     """Every n-th paused call is answered with a rejection (the run is cancelled)."""
+    framing: Literal["envelope", "flat"] = "envelope"
+    """The event framing the sandbox serves: the OpenAPI's envelope or the docs' flat form."""
 
 
 @dataclass
@@ -312,6 +314,7 @@ async def _verify(
         "runs_non_terminal": non_terminal,
         "cancelled_on_server": f"{cancelled_ok}/{cancelled_expected}",
         "faults_fired": counters["faults_fired"],
+        "framing": settings.framing,
     }
     if counters["runs_created"] != len(calls):
         problems.append(f"runs created {counters['runs_created']} != tool calls {len(calls)}")
@@ -328,7 +331,7 @@ async def run_soak(
     settings = settings or SoakSettings()
     control = SandboxControl(base_url)
     control.reset(config=True)
-    control.configure(**SERVER)
+    control.configure(**SERVER, event_framing=settings.framing)
     control.load_scenarios(SLOW)
     machine = control.info()["machine_ids"][0]
     client = AsyncCoastyClient(
@@ -402,11 +405,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--time-limit", type=float, default=600.0)
     parser.add_argument(
+        "--framing",
+        choices=("envelope", "flat"),
+        default="envelope",
+        help="event framing the sandbox serves (envelope: the OpenAPI; flat: Coasty's docs)",
+    )
+    parser.add_argument(
         "--in-process", action="store_true", help="sandbox in a thread, not a process"
     )
     args = parser.parse_args(argv)
     settings = SoakSettings(
-        calls=args.calls, concurrency=args.concurrency, seed=args.seed, time_limit=args.time_limit
+        calls=args.calls,
+        concurrency=args.concurrency,
+        seed=args.seed,
+        time_limit=args.time_limit,
+        framing=args.framing,
     )
     api_key = os.environ.get("COASTY_SOAK_KEY", "sk-coasty-test-soak")
     if args.in_process:

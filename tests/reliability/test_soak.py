@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+import pytest
 
 from .soak import SoakSettings, run_soak
 
 
-async def test_small_chaos_soak_loses_nothing_and_leaves_nothing_running(sb: Any) -> None:
-    report = await run_soak(
-        sb.base_url, sb.api_key, SoakSettings(calls=24, concurrency=12, time_limit=60)
-    )
+@pytest.mark.parametrize("framing", ["envelope", "flat"])
+async def test_small_chaos_soak_loses_nothing_and_leaves_nothing_running(
+    sb: Any, framing: Literal["envelope", "flat"]
+) -> None:
+    settings = SoakSettings(calls=24, concurrency=12, time_limit=60, framing=framing)
+    report = await run_soak(sb.base_url, sb.api_key, settings)
+    assert report["framing"] == framing
     assert report["problems"] == [], report
     assert report["runs_created"] == report["tool_calls"] == 24
     assert report["events_lost"] == report["events_duplicated"] == 0

@@ -76,8 +76,29 @@ def validate_response(response: httpx.Response) -> None:
         check(schema_for(response.request.method, path), body)
 
 
+_SERVED = {"framing": "envelope"}
+"""The event framing the sandbox serves in this test (set by the ``framing`` fixture)."""
+
+
+@pytest.fixture(params=("envelope", "flat"))
+def framing(request: pytest.FixtureRequest, sb: CoastySandbox) -> Iterator[str]:
+    """Run the test once per event framing; ``event_json`` then expects that framing."""
+    framing: str = request.param
+    sb.configure(event_framing=framing)
+    _SERVED["framing"] = framing
+    yield framing
+    _SERVED["framing"] = "envelope"
+
+
 def event_json(data: str, event_id: str, event_type: str) -> dict[str, Any]:
-    """Parse and check one SSE frame: RunEvent shape, id == seq, event == type, ts."""
+    """Parse and check one SSE frame: RunEvent shape, id == seq, event == type, ts.
+
+    In the flat framing the frame is the payload itself: the event is made of id, event, data.
+    """
+    if _SERVED["framing"] == "flat":
+        payload = json.loads(data)
+        assert isinstance(payload, dict) and "seq" not in payload, data
+        return check("RunEvent", {"seq": int(event_id), "type": event_type, "data": payload})
     event = check("RunEvent", json.loads(data))
     assert str(event["seq"]) == event_id
     assert event["type"] == event_type

@@ -105,6 +105,25 @@ def test_cli_serves_with_scenarios_and_seed(tmp_path: Path) -> None:
         assert ctl.counters()["runs_created"] == 1
 
 
+def test_cli_serves_the_flat_event_framing() -> None:
+    with sandbox_process("--event-framing", "flat", "--pace", "0") as ctl:
+        assert ctl.info()["config"]["event_framing"] == "flat"
+        with httpx.Client(
+            base_url=ctl.base_url, headers={"X-API-Key": "sk-coasty-test-cli"}
+        ) as api:
+            run = create(api, ctl.info()["machine_ids"][0])
+            with api.stream("GET", f"/v1/runs/{run['id']}/events") as response:
+                body = response.read().decode()
+        assert body.startswith('id: 1\nevent: status\ndata: {"status":"queued","previous":null}')
+
+
+def test_compatibility_settings_are_checked(sb: CoastySandbox) -> None:
+    assert sb.configure(event_framing="flat")["event_framing"] == "flat"
+    for settings in ({"event_framing": "json"}, {"event_framing": 1}):
+        with pytest.raises(ValueError, match="event_framing"):
+            sb.configure(**settings)
+
+
 def test_control_plane_refuses_non_loopback_clients() -> None:
     with TestClient(create_app()) as client:
         response = client.get("/_sandbox/counters")

@@ -10,6 +10,8 @@ from httpx_sse import connect_sse
 from langchain_coasty.sandbox import CoastySandbox
 from tests.sandbox.conftest import create, event_json, make_client, read_events
 
+pytestmark = pytest.mark.usefixtures("framing")
+
 BODY = {"task": "Open the pricing page"}
 
 

@@ -8,6 +8,8 @@ import pytest
 from langchain_coasty.sandbox import CoastySandbox
 from tests.sandbox.conftest import create, events_until, read_events, types
 
+pytestmark = pytest.mark.usefixtures("framing")
+
 LOGIN_TASK = "Go to example.com and log in to the dashboard"
 
 

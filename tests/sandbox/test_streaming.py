@@ -36,6 +36,19 @@ def test_raw_frames_follow_the_documented_format(api: httpx.Client, sb: CoastySa
     assert frames[-1].startswith(f"id: {len(frames)}\nevent: done\n")
 
 
+def test_flat_frames_carry_seq_type_and_the_payload_itself(
+    api: httpx.Client, sb: CoastySandbox
+) -> None:
+    sb.configure(event_framing="flat")
+    run = create(api, sb.machine_id, task=LOGIN_TASK)
+    with api.stream("GET", f"/v1/runs/{run['id']}/events") as response:
+        lines = response.iter_lines()
+        head = [next(lines) for _ in range(4)]
+    assert head[:2] == ["id: 1", "event: status"]
+    assert json.loads(head[2][6:]) == {"status": "queued", "previous": None} and head[3] == ""
+
+
+@pytest.mark.usefixtures("framing")
 def test_resume_with_last_event_id_or_after(api: httpx.Client, sb: CoastySandbox) -> None:
     run = create(api, sb.machine_id)
     everything = read_events(api, run["id"])
@@ -65,6 +78,7 @@ def test_bad_cursor_is_422(api: httpx.Client, sb: CoastySandbox, value: str) -> 
     assert response.json()["error"]["details"]["field"] == "after"
 
 
+@pytest.mark.usefixtures("framing")
 def test_heartbeats_while_idle(api: httpx.Client, sb: CoastySandbox) -> None:
     sb.configure(heartbeat_interval=0.05)
     run = create(api, sb.machine_id, task=LOGIN_TASK)
@@ -78,6 +92,7 @@ def test_heartbeats_while_idle(api: httpx.Client, sb: CoastySandbox) -> None:
     assert pings == 3
 
 
+@pytest.mark.usefixtures("framing")
 def test_rotation_ends_the_connection_cleanly_before_done(
     api: httpx.Client, sb: CoastySandbox
 ) -> None:
@@ -93,6 +108,7 @@ def test_rotation_ends_the_connection_cleanly_before_done(
     assert sb.counters()["stream_connections"] == 3
 
 
+@pytest.mark.usefixtures("framing")
 def test_open_streams_are_counted_and_released(api: httpx.Client, sb: CoastySandbox) -> None:
     run = create(api, sb.machine_id, task=LOGIN_TASK)
     with api.stream("GET", f"/v1/runs/{run['id']}/events") as response:
@@ -102,6 +118,7 @@ def test_open_streams_are_counted_and_released(api: httpx.Client, sb: CoastySand
     wait_until(lambda: sb.counters()["open_streams"] == 0)
 
 
+@pytest.mark.usefixtures("framing")
 def test_reset_ends_open_streams(api: httpx.Client, sb: CoastySandbox) -> None:
     run = create(api, sb.machine_id, task=LOGIN_TASK)
     events_until(api, run["id"], "awaiting_human")
@@ -113,6 +130,7 @@ def test_reset_ends_open_streams(api: httpx.Client, sb: CoastySandbox) -> None:
     assert api.get(f"/v1/runs/{run['id']}").status_code == 404
 
 
+@pytest.mark.usefixtures("framing")
 async def test_live_fan_out_to_concurrent_streams(sb: CoastySandbox) -> None:
     sb.load_scenarios([{"match": "paced", "steps": 4, "pace": 0.02}])
     headers = {"X-API-Key": sb.api_key}

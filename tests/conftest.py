@@ -17,15 +17,19 @@ def sb(coasty_sandbox: Any) -> Any:
     return coasty_sandbox
 
 
-FRAMINGS = ("envelope", "flat")
-"""The event framings the sandbox serves: the OpenAPI's envelope and the docs' flat form."""
+FRAMINGS = ("envelope", "flat", "cookbook")
+"""How the sandbox streams events: the OpenAPI's envelope, the docs' flat framing, and the
+cookbook mock's behaviour (flat, and a paused run's stream ends without ``done``)."""
 
 
 @pytest.fixture(params=FRAMINGS)
 def framing(request: pytest.FixtureRequest, sb: Any) -> str:
-    """Run the test once per event framing (``pytestmark = usefixtures("framing")``)."""
+    """Run the test once per framing (``pytestmark = pytest.mark.usefixtures("framing")``)."""
     framing: str = request.param
-    sb.configure(event_framing=framing)
+    if framing == "cookbook":
+        sb.configure(event_framing="flat", end_stream_at_pause=True)
+    else:
+        sb.configure(event_framing=framing)
     return framing
 
 

@@ -5,6 +5,11 @@
 and the idle timeout, and turn each pause into an interrupt, a hand-back, a cancel or a
 call of the policy. The durable mode is in ``durable_steps``. Both drivers run these same
 generators, so the sync and async paths cannot decide differently.
+
+A server may end a paused run's stream without ``done`` (Coasty's cookbook mock does). The
+client's event stream absorbs that end: it waits for the run to leave ``awaiting_human``
+and reconnects from its cursor, so ``NEXT_EVENT`` never reports it and every decision about
+the pause (interrupt, hand back, cancel, ask the policy, then resume) stays here.
 """
 
 from __future__ import annotations

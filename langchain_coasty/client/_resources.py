@@ -203,7 +203,7 @@ class Runs:
             deadline=deadline,
             idle_timeout=idle_timeout,
             sleep=_base_client._sleep,
-            finished=lambda: self.get(run_id).is_terminal,
+            run_status=lambda: self.get(run_id).status,
         )
 
     def cancel(self, run_id: str) -> Run:
@@ -319,8 +319,8 @@ class AsyncRuns:
         """The stream of `events` and `wait`, which also gives it a deadline."""
         config = _stream_config(self._client, run_id)  # checks run_id before a pool hashes it
 
-        async def finished() -> bool:
-            return (await self.get(run_id)).is_terminal
+        async def run_status() -> str:
+            return (await self.get(run_id)).status
 
         return AsyncEventStream(
             self._client._pool(run_id),
@@ -329,7 +329,7 @@ class AsyncRuns:
             deadline=deadline,
             idle_timeout=idle_timeout,
             sleep=_base_client._asleep,
-            finished=finished,
+            run_status=run_status,
         )
 
     async def cancel(self, run_id: str) -> Run:

@@ -24,6 +24,9 @@ class RetryPolicy:
     """Consecutive reconnects without a new event before a stream gives up."""
     stream_initial_delay: float = 0.25
     stream_max_delay: float = 5.0
+    pause_poll_initial_delay: float = 0.25
+    """First wait before looking again at a paused run whose stream ended (then doubling)."""
+    pause_poll_max_delay: float = 5.0
 
     def delay(self, retry: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number `retry` (1-based)."""
@@ -39,6 +42,11 @@ class RetryPolicy:
         if failures <= 1:
             return 0.0  # a rotated or cut connection is routine: reconnect at once
         base = min(self.stream_initial_delay * 2.0 ** (failures - 2), self.stream_max_delay)
+        return base * random.uniform(0.5, 1.0)
+
+    def pause_poll_delay(self, polls: int) -> float:
+        """Seconds to wait before poll number `polls` (1-based) of a paused run."""
+        base = min(self.pause_poll_initial_delay * 2.0 ** (polls - 1), self.pause_poll_max_delay)
         return base * random.uniform(0.5, 1.0)
 
 

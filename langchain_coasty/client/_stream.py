@@ -5,6 +5,15 @@ number of events. A stream only ends at `done`: a clean EOF, a cut connection, a
 or a garbled frame before it means "reconnect with Last-Event-ID", within a budget of
 reconnects without progress that resets whenever a new event arrives.
 
+A paused run's stream may end cleanly without `done` right after `awaiting_human` (Coasty's
+cookbook mock does; the client is expected to resume, then reconnect). That end is not a
+failure: the stream looks the run up (GET, with a growing wait between looks) while it stays
+`awaiting_human`, without spending its reconnect budget, and reconnects from the cursor once
+the run was resumed or ended. So the caller, and the run engine above it, see one unbroken
+stream whatever the server does at a pause; the engine's decisions about the pause stay in
+its step generators. A clean end with nothing after the cursor on a finished run ends the
+stream (`done` is behind the cursor).
+
 Two local bounds, checked on every frame (heartbeats included) and between connections, and
 each capping the read timeout of the next connection so that a silent socket cannot outlast
 them: a `deadline` (absolute, `runs.wait`) and an `idle_timeout` (no event for that long,
@@ -36,7 +45,7 @@ from langchain_coasty.client._errors import (
     IdleTimeoutError,
     status_error_from_response,
 )
-from langchain_coasty.client._models import RunEvent
+from langchain_coasty.client._models import RunEvent, RunStatus
 from langchain_coasty.client._retry import RetryPolicy
 from langchain_coasty.client._sse import Heartbeat, LineSplitter, SSEDecoder
 
@@ -45,6 +54,15 @@ __all__ = ["AsyncEventStream", "EventStream", "StreamConfig"]
 logger = logging.getLogger("langchain_coasty.client")
 
 _FATAL_STATUSES = frozenset({401, 403, 404})
+_TERMINAL = frozenset(s.value for s in RunStatus if s.is_terminal)
+
+
+class _End:
+    """The type of ``END``."""
+
+
+END = _End()
+"""What ``_after_status`` returns when the stream is over."""
 
 
 class _BadFrame(Exception):
@@ -203,6 +221,7 @@ class _StreamBase:
         self._idle_deadline: float | None = None
         self._failures = 0
         self._retry_after: float | None = None
+        self._pause_polls = 0
         self.reconnects = 0
         """Connections opened after the first one (cuts, rotations, errors)."""
 
@@ -292,6 +311,29 @@ class _StreamBase:
     def _progress(self) -> None:
         self._failures = 0
 
+    def _asks_status(self, frames: int) -> bool:
+        """Whether a clean end before `done` needs the run's status: nothing came, or a pause."""
+        return frames == 0 or self._cursor.last_type == "awaiting_human"
+
+    def _after_status(self, status: str, frames: int) -> float | _End | None:
+        """What a clean end before `done` means for a run in ``status``.
+
+        `END`: `done` is already behind the cursor. A delay: the run is paused, look again
+        after it (not a failure). None: reconnect, counted as a failed connection.
+        """
+        if status in _TERMINAL and frames == 0:
+            return END
+        if status != RunStatus.AWAITING_HUMAN:
+            self._pause_polls = 0
+            return None
+        self._check_deadline()
+        self._pause_polls += 1
+        delay = self._config.policy.pause_poll_delay(self._pause_polls)
+        bounds = [d for d in (self._deadline, self._idle_deadline) if d is not None]
+        if bounds:
+            delay = min(delay, max(min(bounds) - time.monotonic(), 0.0) + 0.01)
+        return delay
+
     def _awaited(self) -> None:
         """The caller asks for the next event: the idle clock starts now (not at the last one)."""
         if self._idle_timeout is not None:
@@ -310,12 +352,12 @@ class EventStream(_StreamBase):
         deadline: float | None = None,
         idle_timeout: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        finished: Callable[[], bool] | None = None,
+        run_status: Callable[[], str] | None = None,
     ) -> None:
         super().__init__(config, after, deadline, idle_timeout)
         self._http = http
         self._sleep = sleep
-        self._finished = finished
+        self._run_status = run_status
         self._iterator = self._iter_events()
 
     def __iter__(self) -> EventStream:
@@ -376,10 +418,14 @@ class EventStream(_StreamBase):
                                     if self._idle_timeout is not None:
                                         self._awaited()
                                     self._check_deadline()
-                            # Nothing at all after the cursor on a finished run: `done` is
-                            # already behind it (a caller resumed past the end).
-                            if frames == 0 and self._finished is not None and self._finished():
-                                return
+                            if self._run_status is not None and self._asks_status(frames):
+                                while True:
+                                    after = self._after_status(self._run_status(), frames)
+                                    if not isinstance(after, float):
+                                        break
+                                    self._sleep(after)
+                                if after is END:
+                                    return
                             error = APIConnectionError("stream ended before the done event")
             except httpx.TransportError as exc:
                 error = _connection_error(exc, "event stream interrupted")
@@ -402,12 +448,12 @@ class AsyncEventStream(_StreamBase):
         deadline: float | None = None,
         idle_timeout: float | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        finished: Callable[[], Awaitable[bool]] | None = None,
+        run_status: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         super().__init__(config, after, deadline, idle_timeout)
         self._http = http
         self._sleep = sleep
-        self._finished = finished
+        self._run_status = run_status
         self._iterator = self._iter_events()
 
     def __aiter__(self) -> AsyncEventStream:
@@ -474,8 +520,15 @@ class AsyncEventStream(_StreamBase):
                                         self._check_deadline()
                             finally:
                                 await chunks.aclose()  # type: ignore[attr-defined]
-                            if count == 0 and self._finished is not None and await self._finished():
-                                return
+                            if self._run_status is not None and self._asks_status(count):
+                                while True:
+                                    status = await self._run_status()
+                                    after = self._after_status(status, count)
+                                    if not isinstance(after, float):
+                                        break
+                                    await self._sleep(after)
+                                if after is END:
+                                    return
                             error = APIConnectionError("stream ended before the done event")
             except httpx.TransportError as exc:
                 error = _connection_error(exc, "event stream interrupted")

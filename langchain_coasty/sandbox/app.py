@@ -40,7 +40,8 @@ it; bodies are bounded by ``max_body_bytes`` like /v1)::
                                  rotation_seconds, webhook_retry_base, webhook_max_attempts,
                                  webhook_timeout, max_body_bytes, webhook_body
                                  ("envelope" | "flat"), idempotency_lookup (bool),
-                                 event_framing ("envelope" | "flat")} to change them
+                                 event_framing ("envelope" | "flat"),
+                                 end_stream_at_pause (bool)} to change them
     GET    /_sandbox/scenarios   names of loaded scenarios; POST {"scenarios": [...],
                                  "replace": false} to add (format: ``scenarios`` module)
     GET    /_sandbox/faults      current faults; POST to set (format: ``faults`` module);
@@ -53,7 +54,8 @@ SSE frames: ``id: <seq>``, ``event: <type>``, ``data: {"seq", "type", "data", "t
 (setting ``event_framing: "flat"``: ``data:`` carries the event's payload itself, as in
 Coasty's docs);
 ``: ping`` comments every ``heartbeat_interval`` seconds while idle; a connection is ended
-cleanly after ``rotation_seconds``; ``done`` is the last event and the server closes after it.
+cleanly after ``rotation_seconds``; ``done`` is the last event and the server closes after it
+(setting ``end_stream_at_pause``: also after an ``awaiting_human``, as Coasty's cookbook mock).
 
 This module builds the app and lists every route. The handlers are in ``api`` (/v1) and
 ``control`` (/_sandbox), the error envelope in ``errors``, the SSE and fault responses in

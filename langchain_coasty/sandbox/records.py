@@ -29,7 +29,9 @@ class SandboxConfig:
 
     Beyond the published OpenAPI, the sandbox can behave the way Coasty's docs, cookbook and
     live API do: ``event_framing`` ``"flat"`` sends ``id: <seq>``, ``event: <type>`` and the
-    payload itself on ``data:`` (``"envelope"``: ``data: {seq, type, data, ts}``).
+    payload itself on ``data:`` (``"envelope"``: ``data: {seq, type, data, ts}``);
+    ``end_stream_at_pause`` ends a paused run's stream cleanly, without ``done``, once it has
+    sent everything up to the pause (and at once on a reconnect while the run is paused).
     """
 
     pace: float = 0.0
@@ -46,6 +48,7 @@ class SandboxConfig:
     idempotency_lookup: bool = True
     """Serve ``GET /v1/idempotency/{key}`` (off: the route does not exist, a 404)."""
     event_framing: str = "envelope"
+    end_stream_at_pause: bool = False
 
     def update(self, values: dict[str, Any]) -> None:
         """Apply known settings; raises ValueError on an unknown name or a bad value."""

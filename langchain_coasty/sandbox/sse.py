@@ -96,6 +96,15 @@ class _EventStream(Response):
             self.engine.open_streams -= 1
             watcher.cancel()
 
+    def _ends_at_pause(self, pos: int) -> bool:
+        """Whether to end here: the run is paused, everything is sent, and the setting says so."""
+        run = self.run
+        return (
+            self.engine.config.end_stream_at_pause
+            and run.status == "awaiting_human"
+            and pos >= len(run.frames)
+        )
+
     async def _pump(self, send: Send) -> None:
         """Send frames until done, a rotation, a fault cut, or a reset; return to end cleanly."""
         engine, run, faults = self.engine, self.run, self.faults
@@ -127,7 +136,7 @@ class _EventStream(Response):
                 pos = end
                 next_ping = loop.time() + engine.config.heartbeat_interval
                 finished = run.closed and pos >= len(run.frames)
-                if finished:
+                if finished or self._ends_at_pause(pos):
                     return
                 if faults.cut_after is not None and sent >= faults.cut_after:
                     if faults.cut_abrupt:
@@ -141,7 +150,7 @@ class _EventStream(Response):
                     await asyncio.sleep(faults.stall_seconds)
                     next_ping = loop.time() + engine.config.heartbeat_interval
                 continue
-            if run.closed:
+            if run.closed or self._ends_at_pause(pos):
                 return
             if now >= next_ping:
                 await send({"type": "http.response.body", "body": b": ping\n", "more_body": True})

@@ -127,3 +127,91 @@ async def test_flat_events_reach_callbacks_and_the_custom_stream_with_their_payl
     steps = [e for e in seen if e["type"] == "step"]
     assert steps and all(e["data"].get("summary") for e in steps)
     assert seen[-1]["type"] == "done" and seen[-1]["data"]["status"] == "succeeded"
+
+
+# ------------------------------------------------------------- a stream that ends at a pause
+
+
+def _paused_server(polls_paused: int) -> tuple[httpx.MockTransport, dict[str, int]]:
+    """A Coasty whose stream ends after `awaiting_human` and stays empty until the resume.
+
+    The run stays paused for `polls_paused` GETs (more than the reconnect budget), then runs.
+    """
+    seen = {"gets": 0, "streams": 0}
+    pause = (
+        'id: 1\nevent: status\ndata: {"status":"awaiting_human"}\n\n'
+        'id: 2\nevent: awaiting_human\ndata: {"reason":"2FA"}\n\n'
+    )
+    rest = 'id: 3\nevent: resumed\ndata: {}\n\nid: 4\nevent: done\ndata: {"status":"succeeded"}\n\n'
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        paused = seen["gets"] < polls_paused
+        if request.url.path.endswith("/events"):
+            seen["streams"] += 1
+            after = request.headers.get("last-event-id")
+            body = pause if after is None else ("" if paused else rest)
+            return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+        seen["gets"] += 1
+        status = "awaiting_human" if paused else "running"
+        return httpx.Response(200, json={"id": "run-1", "status": status, "object": "agent.run"})
+
+    return httpx.MockTransport(handler), seen
+
+
+def test_a_stream_that_ends_at_a_pause_waits_for_the_resume_without_spending_its_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import langchain_coasty.client._base_client as base
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(base, "_sleep", sleeps.append)
+    transport, seen = _paused_server(polls_paused=20)
+    http = httpx.Client(transport=transport)
+    client = CoastyClient(api_key="sk-coasty-test-abc", base_url="http://c.test", http_client=http)
+    events = list(client.runs.events("run-1"))
+    assert [e.type for e in events] == ["status", "awaiting_human", "resumed", "done"]
+    assert seen == {"gets": 21, "streams": 2}  # one connection before the resume, one after
+    assert len(sleeps) == 20 and max(sleeps) <= 5.0
+
+
+async def test_the_async_stream_waits_out_a_pause_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    import langchain_coasty.client._base_client as base
+
+    sleeps: list[float] = []
+
+    async def fake_sleep(delay: float) -> None:
+        sleeps.append(delay)
+
+    monkeypatch.setattr(base, "_asleep", fake_sleep)
+    transport, seen = _paused_server(polls_paused=12)
+    http = httpx.AsyncClient(transport=transport)
+    client = AsyncCoastyClient(
+        api_key="sk-coasty-test-abc", base_url="http://c.test", http_client=http
+    )
+    async with client.runs.events("run-1") as stream:
+        types = [e.type async for e in stream]
+    assert types == ["status", "awaiting_human", "resumed", "done"]
+    assert seen == {"gets": 13, "streams": 2} and len(sleeps) == 12
+
+
+@pytest.mark.parametrize("framing", ["envelope", "flat"])
+def test_wait_follows_a_run_whose_stream_ends_at_its_pause(sb: Any, framing: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.sandbox.conftest import wait_until
+
+    sb.configure(event_framing=framing, end_stream_at_pause=True)
+    with CoastyClient(api_key=sb.api_key, base_url=sb.base_url) as client:
+        run = client.runs.create(machine_id=sb.machine_id, task="Log in with the password")
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(client.runs.wait, run.id, 30)
+
+            def paused_and_stream_ended() -> bool:
+                counters = sb.counters()
+                return counters["stream_connections"] == 1 and counters["open_streams"] == 0
+
+            wait_until(paused_and_stream_ended)
+            assert client.runs.get(run.id).awaiting_human_reason
+            client.runs.resume(run.id, note="done by hand")
+            assert waiting.result().status is RunStatus.SUCCEEDED
+    assert sb.counters()["stream_connections"] == 2

@@ -11,8 +11,6 @@ import pytest
 from langchain_coasty import AsyncCoastyClient, CoastyClient
 from langchain_coasty.client._pool import SHARD_CONNECTIONS, shard_layout
 
-pytestmark = pytest.mark.usefixtures("framing")
-
 RUNS = 300
 
 

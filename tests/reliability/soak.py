@@ -71,8 +71,9 @@ class SoakSettings:
     cancel_share: float = 0.1
     reject_every: int = 5
     """Every n-th paused call is answered with a rejection (the run is cancelled)."""
-    framing: Literal["envelope", "flat"] = "envelope"
-    """The event framing the sandbox serves: the OpenAPI's envelope or the docs' flat form."""
+    framing: Literal["envelope", "flat", "cookbook"] = "envelope"
+    """How the sandbox streams: the OpenAPI's envelope, the docs' flat framing, or the
+    cookbook mock (flat, and a paused run's stream ends without ``done``)."""
 
 
 @dataclass
@@ -331,7 +332,10 @@ async def run_soak(
     settings = settings or SoakSettings()
     control = SandboxControl(base_url)
     control.reset(config=True)
-    control.configure(**SERVER, event_framing=settings.framing)
+    framing = {"event_framing": "flat", "end_stream_at_pause": True}
+    if settings.framing != "cookbook":
+        framing = {"event_framing": settings.framing}
+    control.configure(**SERVER, **framing)
     control.load_scenarios(SLOW)
     machine = control.info()["machine_ids"][0]
     client = AsyncCoastyClient(
@@ -406,9 +410,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--time-limit", type=float, default=600.0)
     parser.add_argument(
         "--framing",
-        choices=("envelope", "flat"),
+        choices=("envelope", "flat", "cookbook"),
         default="envelope",
-        help="event framing the sandbox serves (envelope: the OpenAPI; flat: Coasty's docs)",
+        help="how the sandbox streams (envelope: the OpenAPI; flat: Coasty's docs; cookbook: "
+        "flat, and a paused run's stream ends without done)",
     )
     parser.add_argument(
         "--in-process", action="store_true", help="sandbox in a thread, not a process"

@@ -9,9 +9,9 @@ import pytest
 from .soak import SoakSettings, run_soak
 
 
-@pytest.mark.parametrize("framing", ["envelope", "flat"])
+@pytest.mark.parametrize("framing", ["envelope", "flat", "cookbook"])
 async def test_small_chaos_soak_loses_nothing_and_leaves_nothing_running(
-    sb: Any, framing: Literal["envelope", "flat"]
+    sb: Any, framing: Literal["envelope", "flat", "cookbook"]
 ) -> None:
     settings = SoakSettings(calls=24, concurrency=12, time_limit=60, framing=framing)
     report = await run_soak(sb.base_url, sb.api_key, settings)

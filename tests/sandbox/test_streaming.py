@@ -151,3 +151,17 @@ async def test_live_fan_out_to_concurrent_streams(sb: CoastySandbox) -> None:
     assert all(s == streams[0] for s in streams)
     assert types(streams[0])[-1] == "done"
     assert len([e for e in streams[0] if e["type"] == "step"]) == 4
+
+
+@pytest.mark.usefixtures("framing")
+def test_end_stream_at_pause_ends_a_paused_runs_stream_without_done(
+    api: httpx.Client, sb: CoastySandbox
+) -> None:
+    sb.configure(end_stream_at_pause=True)
+    run = create(api, sb.machine_id, task=LOGIN_TASK)
+    first = read_events(api, run["id"])
+    assert types(first)[-2:] == ["status", "awaiting_human"]
+    assert read_events(api, run["id"], after=first[-1]["seq"]) == []
+    api.post(f"/v1/runs/{run['id']}/resume")
+    rest = read_events(api, run["id"], after=first[-1]["seq"])
+    assert types(rest)[0] == "resumed" and types(rest)[-1] == "done"

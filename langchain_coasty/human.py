@@ -89,10 +89,17 @@ def build_pause_request(
     data: Mapping[str, Any],
     steps_completed: int | None = None,
     credits_charged: int | None = None,
+    fallback_reason: str | None = None,
 ) -> PauseRequest:
-    """Build the HITLRequest-shaped interrupt payload for one ``awaiting_human`` event."""
+    """Build the HITLRequest-shaped interrupt payload for one ``awaiting_human`` event.
+
+    ``fallback_reason`` (the run's ``awaiting_human_reason``) stands in when the event
+    carries neither a reason nor a question.
+    """
     reason = _str_or_none(data.get("reason"))
     question = _str_or_none(data.get("question"))
+    if reason is None and question is None:
+        reason = _str_or_none(fallback_reason)
     steps = _int_or_none(data.get("steps_completed"), steps_completed)
     credits = _int_or_none(data.get("credits_charged"), credits_charged)
     description = question or reason or "The Coasty agent needs a person to continue."
@@ -120,6 +127,12 @@ def build_pause_request(
             "seq": seq,
         },
     }
+
+
+def pause_says_why(request: PauseRequest) -> bool:
+    """Whether a pause payload holds the agent's reason or question."""
+    block = request.get("coasty")
+    return isinstance(block, Mapping) and bool(block.get("reason") or block.get("question"))
 
 
 def pause_run_id(interrupt_value: Any) -> str | None:

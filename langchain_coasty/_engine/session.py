@@ -190,6 +190,7 @@ class RunSession:
             data=data,
             steps_completed=run.steps_completed if run is not None else None,
             credits_charged=run.credits_charged if run is not None else None,
+            fallback_reason=current.awaiting_human_reason,
         )
 
     def observe(self, event: RunEvent) -> Observation:

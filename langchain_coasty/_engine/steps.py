@@ -35,7 +35,7 @@ from langchain_coasty._engine.ops import (
 )
 from langchain_coasty._engine.session import RunSession
 from langchain_coasty.client import CreateResult, Run, RunEvent
-from langchain_coasty.human import PauseRequest
+from langchain_coasty.human import PauseRequest, pause_says_why
 
 __all__ = ["call_steps", "stream_steps"]
 
@@ -80,9 +80,12 @@ def stream_steps(session: RunSession, run: Run) -> Steps:
             session.mark_delivered(event)
             if event.type == "billing" and session.over_budget(_credits(event)):
                 yield from cancel_ops(session)
-            if seen.pause is not None and (
-                yield from _pause_steps(session, seen.pause, seen.silent)
-            ):
+            pause = seen.pause
+            if pause is not None and not pause_says_why(pause):
+                # The event says nothing of why: the run's awaiting_human_reason does.
+                current: Run = yield GetRun(run.id)
+                pause = session.pause_request(event.seq, event.data, current)
+            if pause is not None and (yield from _pause_steps(session, pause, seen.silent)):
                 break
             if event.type == "done":
                 break

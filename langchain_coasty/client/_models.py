@@ -46,7 +46,11 @@ _TERMINAL = frozenset(
 
 
 class Run(BaseModel):
-    """A Coasty run (RunResponse). `webhook_secret` is only set on the create response."""
+    """A Coasty run (RunResponse). `webhook_secret` is only set on the create response.
+
+    `result` and `error` stay plain dicts (`run.result["..."]`); `passed`, `summary`,
+    `error_code` and `error_message` read their documented fields, typed.
+    """
 
     model_config = ConfigDict(extra="allow")
 
@@ -89,6 +93,27 @@ class Run(BaseModel):
     def cost_usd(self) -> float:
         """Notional cost so far in US dollars (1 credit = 1 cent)."""
         return self.cost_cents / 100
+
+    @property
+    def passed(self) -> bool | None:
+        """``result.passed``: whether the agent judged the task done (None when not given)."""
+        value = (self.result or {}).get("passed")
+        return value if isinstance(value, bool) else None
+
+    @property
+    def summary(self) -> str | None:
+        """``result.summary``: what the agent did, in its words (None when not given)."""
+        return _str(self.result or {}, "summary")
+
+    @property
+    def error_code(self) -> str | None:
+        """``error.code`` of a run that did not succeed (e.g. MAX_STEPS_EXCEEDED)."""
+        return _str(self.error or {}, "code")
+
+    @property
+    def error_message(self) -> str | None:
+        """``error.message``: why the run did not succeed, in words."""
+        return _str(self.error or {}, "message")
 
 
 class RunsPage(BaseModel):

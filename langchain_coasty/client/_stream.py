@@ -6,10 +6,12 @@ or a garbled frame before it means "reconnect with Last-Event-ID", within a budg
 reconnects without progress that resets whenever a new event arrives.
 
 A paused run's stream may end cleanly without `done` right after `awaiting_human` (Coasty's
-cookbook mock does; the client is expected to resume, then reconnect). That end is not a
-failure: the stream looks the run up (GET, with a growing wait between looks) while it stays
-`awaiting_human`, without spending its reconnect budget, and reconnects from the cursor once
-the run was resumed or ended. So the caller, and the run engine above it, see one unbroken
+cookbook mock does; the client is expected to resume, then reconnect). Such an end is not a
+failure: while a look at the run (GET) says `awaiting_human`, the stream waits (growing
+delays) and reconnects from the cursor, without spending its reconnect budget, until the
+run was resumed or ended. It reconnects rather than only polling the status because the
+status cannot tell this pause from the next one (a resumed run may pause again between two
+looks); the stream itself can. So the caller, and the run engine above it, see one unbroken
 stream whatever the server does at a pause; the engine's decisions about the pause stay in
 its step generators. A clean end with nothing after the cursor on a finished run ends the
 stream (`done` is behind the cursor).
@@ -310,6 +312,7 @@ class _StreamBase:
 
     def _progress(self) -> None:
         self._failures = 0
+        self._pause_polls = 0
 
     def _asks_status(self, frames: int) -> bool:
         """Whether a clean end before `done` needs the run's status: nothing came, or a pause."""
@@ -318,16 +321,16 @@ class _StreamBase:
     def _after_status(self, status: str, frames: int) -> float | _End | None:
         """What a clean end before `done` means for a run in ``status``.
 
-        `END`: `done` is already behind the cursor. A delay: the run is paused, look again
+        `END`: `done` is already behind the cursor. A delay: the run is paused, reconnect
         after it (not a failure). None: reconnect, counted as a failed connection.
         """
         if status in _TERMINAL and frames == 0:
             return END
         if status != RunStatus.AWAITING_HUMAN:
-            self._pause_polls = 0
             return None
         self._check_deadline()
         self._pause_polls += 1
+        self.reconnects += 1
         delay = self._config.policy.pause_poll_delay(self._pause_polls)
         bounds = [d for d in (self._deadline, self._idle_deadline) if d is not None]
         if bounds:
@@ -386,6 +389,7 @@ class EventStream(_StreamBase):
         while True:
             self._check_deadline()
             error: CoastyError
+            paused: float | None = None  # a paused run's stream ended: reconnect after this
             try:
                 with self._http.stream("GET", self._config.url, **self._request_args()) as response:
                     if response.status_code != 200:
@@ -419,18 +423,18 @@ class EventStream(_StreamBase):
                                         self._awaited()
                                     self._check_deadline()
                             if self._run_status is not None and self._asks_status(frames):
-                                while True:
-                                    after = self._after_status(self._run_status(), frames)
-                                    if not isinstance(after, float):
-                                        break
-                                    self._sleep(after)
+                                after = self._after_status(self._run_status(), frames)
                                 if after is END:
                                     return
+                                paused = after if isinstance(after, float) else None
                             error = APIConnectionError("stream ended before the done event")
             except httpx.TransportError as exc:
                 error = _connection_error(exc, "event stream interrupted")
             except _BadFrame as exc:
                 error = APIConnectionError(f"garbled event frame: {exc}")
+            if paused is not None:
+                self._sleep(paused)
+                continue
             delay = self._failed(error)
             if delay > 0:
                 self._sleep(delay)
@@ -482,6 +486,7 @@ class AsyncEventStream(_StreamBase):
         while True:
             self._check_deadline()
             error: CoastyError
+            paused: float | None = None  # a paused run's stream ended: reconnect after this
             try:
                 async with self._http.stream(
                     "GET", self._config.url, **self._request_args()
@@ -521,19 +526,19 @@ class AsyncEventStream(_StreamBase):
                             finally:
                                 await chunks.aclose()  # type: ignore[attr-defined]
                             if self._run_status is not None and self._asks_status(count):
-                                while True:
-                                    status = await self._run_status()
-                                    after = self._after_status(status, count)
-                                    if not isinstance(after, float):
-                                        break
-                                    await self._sleep(after)
+                                status = await self._run_status()
+                                after = self._after_status(status, count)
                                 if after is END:
                                     return
+                                paused = after if isinstance(after, float) else None
                             error = APIConnectionError("stream ended before the done event")
             except httpx.TransportError as exc:
                 error = _connection_error(exc, "event stream interrupted")
             except _BadFrame as exc:
                 error = APIConnectionError(f"garbled event frame: {exc}")
+            if paused is not None:
+                await self._sleep(paused)
+                continue
             delay = self._failed(error)
             if delay > 0:
                 await self._sleep(delay)

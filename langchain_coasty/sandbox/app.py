@@ -41,7 +41,8 @@ it; bodies are bounded by ``max_body_bytes`` like /v1)::
                                  webhook_timeout, max_body_bytes, webhook_body
                                  ("envelope" | "flat"), idempotency_lookup (bool),
                                  event_framing ("envelope" | "flat"),
-                                 end_stream_at_pause (bool)} to change them
+                                 end_stream_at_pause (bool), pause_event_detail} to change
+                                 them
     GET    /_sandbox/scenarios   names of loaded scenarios; POST {"scenarios": [...],
                                  "replace": false} to add (format: ``scenarios`` module)
     GET    /_sandbox/faults      current faults; POST to set (format: ``faults`` module);

@@ -401,17 +401,18 @@ class Engine:
         run.awaiting_human_since = time.time()
         run.awaiting_human_reason = pause.reason
         self._set_status(run, "awaiting_human")
-        self._emit(
-            run,
-            "awaiting_human",
-            {
-                "reason": pause.reason,
-                "question": pause.question,
-                "kind": pause.kind,
-                "steps_completed": run.steps_completed,
-                "credits_charged": run.credits_charged,
-            },
-        )
+        detail: dict[str, Any] = {
+            "reason": pause.reason,
+            "question": pause.question,
+            "kind": pause.kind,
+            "steps_completed": run.steps_completed,
+            "credits_charged": run.credits_charged,
+        }
+        if self.config.pause_event_detail == "reason":
+            detail = {"reason": pause.reason}
+        elif self.config.pause_event_detail == "bare":
+            del detail["reason"], detail["question"]
+        self._emit(run, "awaiting_human", detail)
         self._webhook(run, "run.awaiting_human")
         run.resume_waiter = asyncio.get_running_loop().create_future()
         try:

@@ -20,6 +20,7 @@ from langchain_coasty.sandbox.scenarios import Plan
 _CHOICES: dict[str, tuple[str, ...]] = {
     "event_framing": ("envelope", "flat"),
     "webhook_body": ("envelope", "flat"),
+    "pause_event_detail": ("full", "reason", "bare"),
 }
 
 
@@ -31,7 +32,10 @@ class SandboxConfig:
     live API do: ``event_framing`` ``"flat"`` sends ``id: <seq>``, ``event: <type>`` and the
     payload itself on ``data:`` (``"envelope"``: ``data: {seq, type, data, ts}``);
     ``end_stream_at_pause`` ends a paused run's stream cleanly, without ``done``, once it has
-    sent everything up to the pause (and at once on a reconnect while the run is paused).
+    sent everything up to the pause (and at once on a reconnect while the run is paused);
+    ``pause_event_detail`` is what an ``awaiting_human`` event says: ``"full"`` (reason,
+    question, kind, counters), ``"reason"`` (``{reason}``, the cookbook mock's) or ``"bare"``
+    (neither reason nor question: only the run's ``awaiting_human_reason`` has it).
     """
 
     pace: float = 0.0
@@ -49,6 +53,7 @@ class SandboxConfig:
     """Serve ``GET /v1/idempotency/{key}`` (off: the route does not exist, a 404)."""
     event_framing: str = "envelope"
     end_stream_at_pause: bool = False
+    pause_event_detail: str = "full"
 
     def update(self, values: dict[str, Any]) -> None:
         """Apply known settings; raises ValueError on an unknown name or a bad value."""

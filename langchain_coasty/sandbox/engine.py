@@ -38,6 +38,8 @@ from langchain_coasty.sandbox.validation import RUN_STATUSES
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
 CREDITS_PER_STEP = {"v1": 8, "v3": 5, "v4": 5, "v5": 5}
 MACHINE_IDS = ("m-sandbox-1", "m-sandbox-2", "m-sandbox-3", "m-sandbox-4")
+LIVE_MACHINE_IDS = tuple(f"mch_test_{n:024x}" for n in (0xA11CE, 0xB0B, 0xC0FFEE, 0xD00D))
+"""Machine ids shaped like the live API's (``id_style="live"``)."""
 _FILLER_YIELD_EVERY = 512
 
 
@@ -87,7 +89,7 @@ class Engine:
         self.custom_scenarios: list[Scenario] = []
         self.faults = FaultInjector(seed)
         self.webhooks = WebhookSender(self._webhook_settings, self._count_webhook_attempt)
-        self.machine_ids = MACHINE_IDS
+        self.machine_ids = LIVE_MACHINE_IDS if self.config.id_style == "live" else MACHINE_IDS
         self.closing = False
         self._reset_state()
 
@@ -160,7 +162,7 @@ class Engine:
 
     def create(self, body: dict[str, Any], key_kind: str, llm: dict[str, Any] | None) -> SandboxRun:
         """Start a run for a validated body; ``submit`` adds idempotency and faults."""
-        run = SandboxRun(body, key_kind, llm)
+        run = SandboxRun(body, key_kind, llm, id_style=self.config.id_style)
         scenario = choose([*self.base_scenarios, *self.custom_scenarios], run.task)
         run.plan = scenario.plan(run.task, run.max_steps)
         self.runs[run.id] = run

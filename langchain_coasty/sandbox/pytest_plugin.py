@@ -3,10 +3,12 @@
 One sandbox server runs for the whole session (pace 0, instant runs); each test gets it
 reset: no runs, counters at zero, no faults, no custom scenarios, starting settings.
 Registered through the ``pytest11`` entry point; it imports nothing heavy until used.
+``COASTY_SANDBOX_ID_STYLE=live`` makes it mint ids the way the live API does.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -21,7 +23,8 @@ def coasty_sandbox_server() -> Iterator[CoastySandbox]:
     """The session's sandbox server (not reset between tests; prefer ``coasty_sandbox``)."""
     from langchain_coasty.sandbox.server import CoastySandbox
 
-    with CoastySandbox(pace=0.0, webhook_retry_base=0.01) as sandbox:
+    id_style = os.environ.get("COASTY_SANDBOX_ID_STYLE", "uuid")
+    with CoastySandbox(pace=0.0, webhook_retry_base=0.01, id_style=id_style) as sandbox:
         yield sandbox
 
 

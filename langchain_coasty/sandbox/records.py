@@ -21,6 +21,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "event_framing": ("envelope", "flat"),
     "webhook_body": ("envelope", "flat"),
     "pause_event_detail": ("full", "reason", "bare"),
+    "id_style": ("uuid", "live"),
 }
 
 
@@ -54,6 +55,9 @@ class SandboxConfig:
     event_framing: str = "envelope"
     end_stream_at_pause: bool = False
     pause_event_detail: str = "full"
+    id_style: str = "uuid"
+    """Run ids as UUIDs (the OpenAPI's examples) or ``live``: ``run_<hex>`` and machines
+    ``mch_test_<hex>``, as the live API mints them (machine ids are fixed at start)."""
 
     def update(self, values: dict[str, Any]) -> None:
         """Apply known settings; raises ValueError on an unknown name or a bad value."""
@@ -132,8 +136,15 @@ class SandboxRun:
         "webhook_url",
     )
 
-    def __init__(self, body: dict[str, Any], key_kind: str, llm: dict[str, Any] | None) -> None:
-        self.id = str(uuid.uuid4())
+    def __init__(
+        self,
+        body: dict[str, Any],
+        key_kind: str,
+        llm: dict[str, Any] | None,
+        *,
+        id_style: str = "uuid",
+    ) -> None:
+        self.id = f"run_{uuid.uuid4().hex[:24]}" if id_style == "live" else str(uuid.uuid4())
         self.key_kind = key_kind
         self.machine_id: str = body["machine_id"]
         self.task: str = body["task"]

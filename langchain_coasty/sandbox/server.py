@@ -132,6 +132,7 @@ class CoastySandbox(SandboxControl):
         log_level: str = "warning",
         allowed_hosts: Sequence[str] = (),
         event_framing: str = "envelope",
+        id_style: str = "uuid",
     ) -> None:
         super().__init__(f"http://{host}:{port}")
         self.host = host
@@ -143,6 +144,7 @@ class CoastySandbox(SandboxControl):
             "rotation_seconds": rotation_seconds,
             "webhook_retry_base": webhook_retry_base,
             "event_framing": event_framing,
+            "id_style": id_style,
         }
         self._scenarios = _scenario_dicts(scenarios) if scenarios is not None else []
         self._seed = seed

@@ -22,7 +22,7 @@ class TestCoastyComputerToolIntegration(ToolsIntegrationTests):
 
     @property
     def tool_constructor_params(self) -> dict[str, Any]:
-        return {"machine_id": "m-sandbox-1", "max_steps": 5}
+        return {"machine_id": getattr(self, "machine_id", "m-sandbox-1"), "max_steps": 5}
 
     @property
     def tool_invoke_params_example(self) -> dict[str, Any]:

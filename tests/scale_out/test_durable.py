@@ -132,7 +132,7 @@ def test_webhooks_drive_a_durable_wait_through_a_pause(
 
 
 def _normalise(text: str) -> str:
-    return re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "<run>", text)
+    return re.sub(r"(?<=Coasty run )\S+", "<run>", text)  # whatever shape the ids have
 
 
 async def test_durable_result_is_the_streaming_result(sb: Any) -> None:

@@ -18,6 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+HeaderHook = Callable[[Scope, list[tuple[bytes, bytes]]], list[tuple[bytes, bytes]]]
+"""Shapes the Coasty headers of one response (drop some, add others) from the settings."""
+
 _KEY_RE = re.compile(r"^sk-coasty-(test|live)-[A-Za-z0-9_]+$")
 _AUTHORITY_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[^\[\]:/@\s]+)(?::([0-9]{1,5}))?$")
 
@@ -118,8 +121,10 @@ class CoastyHeaders:
         app: ASGIApp,
         policy: HostPolicy | None = None,
         refuse: Callable[[Request], Response] | None = None,
+        hook: HeaderHook | None = None,
     ) -> None:
         self.app = app
+        self.hook = hook
         self.policy = policy or HostPolicy()
         self.refuse = refuse or (lambda _request: Response("Host not allowed", 421))
 
@@ -136,10 +141,14 @@ class CoastyHeaders:
             (b"x-coasty-key-kind", kind.encode()),
             (b"x-coasty-test-mode", b"true" if kind == "test" else b"false"),
         ]
+        if self.hook is not None:
+            extra = self.hook(scope, extra)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
+                own = list(message.get("headers", []))
+                present = {name.lower() for name, _ in own}
+                message["headers"] = [*own, *(h for h in extra if h[0] not in present)]
             await send(message)
 
         host = headers.get("host")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from langchain_coasty.sandbox._http import (
     _api_key,
@@ -34,6 +36,7 @@ from langchain_coasty.sandbox.errors import ApiError
 from langchain_coasty.sandbox.records import SandboxRun
 from langchain_coasty.sandbox.sse import _EventStream, _LostResponse
 from langchain_coasty.sandbox.validation import (
+    CUA_VERSIONS,
     RUN_STATUSES,
     Problem,
     load_json,
@@ -52,12 +55,43 @@ _REFUSALS = {
     "rate_limited": (429, "RATE_LIMITED", "Too many requests; nothing was created."),
 }
 
+_WALLET_CENTS = 100_000
+_RATE_LIMIT = 600
+_RATE_WINDOW = 60
+_MODELS: dict[str, Any] = {
+    "models": [{"id": "coasty-cua", "description": "Coasty's computer-use agent (sandbox)."}],
+    "cua_versions": [
+        {
+            "id": version,
+            "description": f"CUA {version} (sandbox).",
+            "avg_step_time": "1s",
+            "features": ["desktop", "browser"],
+            "latest": version == CUA_VERSIONS[-1],
+        }
+        for version in CUA_VERSIONS
+    ],
+    "action_types": [
+        "click",
+        "double_click",
+        "right_click",
+        "type",
+        "key_press",
+        "scroll",
+        "drag",
+        "move",
+        "wait",
+        "screenshot",
+    ],
+}
+
 
 class _Api:
     """Handlers for the /v1 routes."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._rate_window = 0
+        self._rate_used = 0
 
     def begin(self, request: Request, *, auth: bool = True) -> str:
         """Authenticate and apply scripted error faults; return the key kind."""
@@ -87,8 +121,46 @@ class _Api:
                 scripted.message or f"Injected {scripted.code} (sandbox fault).",
                 retryable=scripted.retryable,
                 retry_after=scripted.retry_after,
+                flags=scripted.flags,
+                headers=scripted.headers,
             )
         return kind
+
+    def run_answer(self, body: bytes, headers: dict[str, str] | None = None) -> Response:
+        """A run body; with ``credits_headers`` its cost moves from the body to the headers."""
+        headers = dict(headers or {})
+        if self.engine.config.credits_headers:
+            data = json.loads(body)
+            charged = int(data.pop("credits_charged", 0) or 0)
+            data.pop("cost_cents", None)
+            spent = sum(r.credits_charged for r in self.engine.runs.values())
+            headers["X-Credits-Charged"] = str(charged)
+            headers["X-Credits-Remaining"] = str(max(0, _WALLET_CENTS - spent))
+            body = _json(data)
+        return _response(body, headers=headers)
+
+    def response_headers(
+        self, scope: Scope, headers: list[tuple[bytes, bytes]]
+    ) -> list[tuple[bytes, bytes]]:
+        """The Coasty headers of one response, as the settings shape them."""
+        config = self.engine.config
+        if not config.request_id_header:
+            headers = [h for h in headers if h[0] != b"x-coasty-request-id"]
+        if config.rate_limit_headers and str(scope.get("path", "")).startswith("/v1/"):
+            now = time.time()
+            window = int(now // _RATE_WINDOW)
+            if window != self._rate_window:
+                self._rate_window, self._rate_used = window, 0
+            self._rate_used += 1
+            remaining = max(0, _RATE_LIMIT - self._rate_used)
+            reset = (window + 1) * _RATE_WINDOW
+            headers = [
+                *headers,
+                (b"x-ratelimit-limit", str(_RATE_LIMIT).encode()),
+                (b"x-ratelimit-remaining", str(remaining).encode()),
+                (b"x-ratelimit-reset", str(reset).encode()),
+            ]
+        return headers
 
     async def read_body(self, request: Request) -> tuple[bytes, int]:
         """Drain the body, keeping at most max_body_bytes of it; return (kept, full size)."""
@@ -184,6 +256,7 @@ class _Api:
             if problem:
                 raise ApiError.invalid(problem)
         body = self.parse_json(raw, size)
+        engine.last_create_body = body
         try:
             engine.admit_create()
         except CreateRefused as exc:
@@ -231,7 +304,7 @@ class _Api:
                 headers["Idempotency-Status"] = "completed"
         if created.lose_response:
             return _LostResponse(created.body, headers=headers, media_type="application/json")
-        return _response(created.body, headers=headers)
+        return self.run_answer(created.body, headers)
 
     async def list_runs(self, request: Request) -> Response:
         kind = self.begin(request)
@@ -259,7 +332,7 @@ class _Api:
 
     async def get_run(self, request: Request) -> Response:
         run = self.run_or_404(request, self.begin(request))
-        return _response(_json(run.to_json(_request_id(request))))
+        return self.run_answer(_json(run.to_json(_request_id(request))))
 
     async def stream_events(self, request: Request) -> Response:
         run = self.run_or_404(request, self.begin(request))
@@ -281,7 +354,7 @@ class _Api:
             self.engine.cancel(run)
         except InvalidState as exc:
             raise ApiError(409, "INVALID_STATE", str(exc)) from exc
-        return _response(_json(run.to_json(_request_id(request))))
+        return self.run_answer(_json(run.to_json(_request_id(request))))
 
     async def resume_run(self, request: Request) -> Response:
         raw, size = await self.read_body(request)
@@ -295,7 +368,7 @@ class _Api:
             self.engine.resume(run, note)
         except InvalidState as exc:
             raise ApiError(409, "INVALID_STATE", str(exc)) from exc
-        return _response(_json(run.to_json(_request_id(request))))
+        return self.run_answer(_json(run.to_json(_request_id(request))))
 
     async def idempotency_lookup(self, request: Request) -> Response:
         if not self.engine.config.idempotency_lookup:
@@ -327,6 +400,11 @@ class _Api:
     async def health(self, request: Request) -> Response:
         self.begin(request, auth=False)
         return _response(_json({"status": "ok", "api_version": "v1", "service": "coasty-sandbox"}))
+
+    async def list_models(self, request: Request) -> Response:
+        """GET /v1/models: the model catalog (ModelsResponse)."""
+        self.begin(request)
+        return _response(_json(_MODELS))
 
     async def list_machines(self, request: Request) -> Response:
         self.begin(request)

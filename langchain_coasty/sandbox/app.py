@@ -121,6 +121,7 @@ def create_app(
         Route("/v1/idempotency/{key}", api.idempotency_lookup, methods=["GET"]),
         Route("/v1/health", api.health, methods=["GET"]),
         Route("/v1/machines", api.list_machines, methods=["GET"]),
+        Route("/v1/models", api.list_models, methods=["GET"]),
         Route("/_sandbox/reset", control.reset, methods=["POST"]),
         Route("/_sandbox/counters", control.counters, methods=["GET"]),
         Route("/_sandbox/config", control.config, methods=["GET", "POST"]),
@@ -146,7 +147,9 @@ def create_app(
     }
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(CoastyHeaders, policy=policy, refuse=_refuse_host)],
+        middleware=[
+            Middleware(CoastyHeaders, policy=policy, refuse=_refuse_host, hook=api.response_headers)
+        ],
         exception_handlers=handlers,
         lifespan=lifespan,
     )

@@ -98,6 +98,7 @@ class Engine:
         self.idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
         self.counts: Counter[str] = Counter()
         self.open_streams = 0
+        self.last_create_body: Any = None
 
     def _webhook_settings(self) -> tuple[float, int, float]:
         c = self.config
@@ -140,6 +141,7 @@ class Engine:
         out["open_streams"] = self.open_streams
         out["faults_fired"] = dict(self.faults.fired)
         out["runs_by_status"] = by_status
+        out["last_create_body"] = self.last_create_body
         return out
 
     def end_streams(self) -> None:

@@ -3,6 +3,7 @@
 Every error answers ``{"error": {code, message, type, request_id, retryable,
 retry_with_same_idempotency_key, retry_after?, suggestion?, details?}}``; ``type`` comes from
 the status, ``retryable`` and ``suggestion`` from the code unless the raiser says otherwise.
+With the ``error_flags`` setting off (or ``flags=False``), the two retry flags are left out.
 """
 
 from __future__ import annotations
@@ -69,8 +70,12 @@ class ApiError(Exception):
         retryable: bool | None = None,
         same_key: bool | None = None,
         retry_after: int | None = None,
+        flags: bool | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
+        self.flags = flags
+        self.headers = headers
         self.status = status
         self.code = code
         self.message = message
@@ -103,10 +108,15 @@ def _error_body(request: Request, exc: ApiError) -> Response:
         "message": exc.message,
         "type": _ERROR_TYPES.get(exc.status, "server_error"),
         "request_id": _request_id(request),
-        "retryable": retryable,
-        "retry_with_same_idempotency_key": same_key,
     }
-    headers: dict[str, str] = {}
+    flags = exc.flags
+    if flags is None:
+        engine = getattr(request.app.state, "engine", None) if "app" in request.scope else None
+        flags = engine is None or engine.config.error_flags
+    if flags:
+        error["retryable"] = retryable
+        error["retry_with_same_idempotency_key"] = same_key
+    headers: dict[str, str] = dict(exc.headers or {})
     if exc.retry_after is not None:
         error["retry_after"] = exc.retry_after
         headers["Retry-After"] = str(exc.retry_after)

@@ -24,7 +24,9 @@ from one RNG seeded with ``seed``, so the same request sequence meets the same f
      "stream_stall_seconds": 5,        #   nothing (no heartbeats) for this long
      "errors": [                       # one-shot scripted error responses, any /v1 route;
        {"method": "GET", "path": "/v1/runs/{id}", "status": 404, "code": "NOT_FOUND",
-        "times": 1}]                   #   optional: message, retryable, retry_after
+        "times": 1}]                   #   optional: message, retryable, retry_after,
+                                       #   flags (false: no retryable/retry_with_same_
+                                       #   idempotency_key), headers (extra response headers)
     }
 
 Each fault that fires is counted in ``GET /_sandbox/counters`` under ``faults_fired``.
@@ -61,6 +63,8 @@ class ScriptedError:
     message: str | None = None
     retryable: bool | None = None
     retry_after: int | None = None
+    flags: bool | None = None
+    headers: dict[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -101,6 +105,8 @@ class FaultConfig:
                 "status": e.status,
                 "code": e.code,
                 "times": e.times,
+                "flags": e.flags,
+                "headers": e.headers,
             }
             for e in self.errors
         ]
@@ -143,6 +149,15 @@ def parse_fault_config(raw: dict[str, Any], default_seed: int) -> FaultConfig:
         status = err["status"]
         if not isinstance(status, int) or not 400 <= status <= 599:
             raise ValueError(f"errors[{i}].status must be an HTTP error status (400..599)")
+        flags = err.get("flags")
+        if flags is not None and not isinstance(flags, bool):
+            raise ValueError(f"errors[{i}].flags must be true or false")
+        headers = err.get("headers")
+        if headers is not None and not (
+            isinstance(headers, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+        ):
+            raise ValueError(f"errors[{i}].headers must map header names to strings")
         config.errors.append(
             ScriptedError(
                 method=str(err.get("method", "*")).upper(),
@@ -153,6 +168,8 @@ def parse_fault_config(raw: dict[str, Any], default_seed: int) -> FaultConfig:
                 message=err.get("message"),
                 retryable=err.get("retryable"),
                 retry_after=err.get("retry_after"),
+                flags=flags,
+                headers=headers,
             )
         )
     return config

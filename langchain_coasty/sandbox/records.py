@@ -37,6 +37,12 @@ class SandboxConfig:
     ``pause_event_detail`` is what an ``awaiting_human`` event says: ``"full"`` (reason,
     question, kind, counters), ``"reason"`` (``{reason}``, the cookbook mock's) or ``"bare"``
     (neither reason nor question: only the run's ``awaiting_human_reason`` has it).
+    ``error_flags`` false sends error envelopes without ``retryable`` and
+    ``retry_with_same_idempotency_key`` (the prose docs' envelope); ``request_id_header`` false
+    drops ``X-Coasty-Request-Id`` (as some live responses do); ``rate_limit_headers`` adds
+    ``x-ratelimit-limit``/``-remaining``/``-reset`` (a Unix time) to every /v1 response;
+    ``credits_headers`` sends a run's cost as ``X-Credits-Charged``/``X-Credits-Remaining``
+    instead of ``credits_charged``/``cost_cents`` in its body.
     """
 
     pace: float = 0.0
@@ -58,6 +64,10 @@ class SandboxConfig:
     id_style: str = "uuid"
     """Run ids as UUIDs (the OpenAPI's examples) or ``live``: ``run_<hex>`` and machines
     ``mch_test_<hex>``, as the live API mints them (machine ids are fixed at start)."""
+    error_flags: bool = True
+    request_id_header: bool = True
+    rate_limit_headers: bool = False
+    credits_headers: bool = False
 
     def update(self, values: dict[str, Any]) -> None:
         """Apply known settings; raises ValueError on an unknown name or a bad value."""

@@ -34,6 +34,7 @@ from langchain_coasty.client._models import (
     CreateResult,
     IdempotencyLookup,
     MachinesPage,
+    ModelsResponse,
     Run,
     RunsPage,
 )
@@ -53,7 +54,7 @@ __all__ = ["DEFAULT_BASE_URL"]
 logger = logging.getLogger("langchain_coasty.client")
 
 DEFAULT_BASE_URL = "https://coasty.ai"
-_Model = TypeVar("_Model", Run, RunsPage, MachinesPage, IdempotencyLookup)
+_Model = TypeVar("_Model", Run, RunsPage, MachinesPage, IdempotencyLookup, ModelsResponse)
 _Resend = Literal["always", "unsent"]
 
 _sleep = time.sleep
@@ -77,9 +78,29 @@ def _parse(model: type[_Model], response: httpx.Response) -> _Model:
         body = response.json()
         if isinstance(body, dict) and not body.get("request_id"):
             body["request_id"] = response.headers.get("x-coasty-request-id")
+        if model is Run and isinstance(body, dict):
+            _credits_from_headers(body, response.headers)
         return model.model_validate(body)
     except (ValueError, ValidationError, RecursionError) as exc:
         raise _unexpected_body(response, f"an unexpected {model.__name__} body") from exc
+
+
+def _header_int(headers: httpx.Headers, name: str) -> int | None:
+    raw = headers.get(name, "").strip()
+    return int(raw) if raw.isdigit() else None
+
+
+def _credits_from_headers(body: dict[str, Any], headers: httpx.Headers) -> None:
+    """Fill a run body's missing cost from X-Credits-Charged / X-Credits-Remaining."""
+    charged = _header_int(headers, "x-credits-charged")
+    if charged is not None:
+        if body.get("credits_charged") is None:
+            body["credits_charged"] = charged
+        if body.get("cost_cents") is None:
+            body["cost_cents"] = body["credits_charged"]  # 1 credit = 1 cent
+    remaining = _header_int(headers, "x-credits-remaining")
+    if remaining is not None and body.get("credits_remaining") is None:
+        body["credits_remaining"] = remaining
 
 
 def _health(response: httpx.Response) -> dict[str, Any]:

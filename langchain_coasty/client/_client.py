@@ -23,13 +23,14 @@ from langchain_coasty.client._base_client import (
     _CreateAttempts,
     _CreateStep,
     _health,
+    _parse,
     _Recovery,
     _Resend,
     _Retry,
     _RetryState,
 )
 from langchain_coasty.client._errors import CoastyError
-from langchain_coasty.client._models import CreateResult, Run
+from langchain_coasty.client._models import CreateResult, ModelsResponse, Run
 from langchain_coasty.client._resources import (
     AsyncIdempotency,
     AsyncMachines,
@@ -108,6 +109,10 @@ class CoastyClient(_BaseClient[httpx.Client]):
         """`GET /v1/health`."""
         response = self._request("GET", "/v1/health")
         return _health(response)
+
+    def models(self) -> ModelsResponse:
+        """`GET /v1/models`: the models, CUA versions and action types this key may use."""
+        return _parse(ModelsResponse, self._request("GET", "/v1/models"))
 
     def _request(
         self,
@@ -233,6 +238,10 @@ class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
         """`GET /v1/health`."""
         response = await self._request("GET", "/v1/health")
         return _health(response)
+
+    async def models(self) -> ModelsResponse:
+        """`GET /v1/models`: the models, CUA versions and action types this key may use."""
+        return _parse(ModelsResponse, await self._request("GET", "/v1/models"))
 
     async def _request(
         self,

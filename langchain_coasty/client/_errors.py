@@ -13,22 +13,27 @@ CoastyError                         every error this package raises
     ├── PermissionDeniedError       403
     ├── NotFoundError               404
     ├── ConflictError               409 (INVALID_STATE, ...)
-    │   └── IdempotencyInFlightError  409 IDEMPOTENCY_IN_FLIGHT
+    │   ├── IdempotencyInFlightError  409 IDEMPOTENCY_IN_FLIGHT
+    │   └── IdempotencyKeyReusedError 409 or 422 IDEMPOTENCY_KEY_REUSED (also a 422 error)
     ├── PayloadTooLargeError        413
     ├── UnprocessableEntityError    422 (VALIDATION_ERROR, ...)
-    │   └── IdempotencyKeyReusedError 422 IDEMPOTENCY_KEY_REUSED
     ├── RateLimitError              429
-    └── InternalServerError         5xx
+    └── InternalServerError         5xx, and UPSTREAM_* at any status (a 401 UPSTREAM_ERROR
+                                    is the upstream failing, not a bad key)
 ```
 
-`str(error)` names the code, the message, the suggestion and the request id, so that
-a person or an LLM reading it knows what happened and what to do next.
+The code decides before the status. `str(error)` names the code, the message, the suggestion
+and the request id, so that a person or an LLM reading it knows what happened and what to do
+next. An envelope without `retryable` / `retry_with_same_idempotency_key` (the prose docs'
+shape) gets them from its code and status. `error.rate_limit` holds the x-ratelimit-* headers.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -50,6 +55,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "RateLimit",
     "RateLimitError",
     "UnprocessableEntityError",
 ]
@@ -96,6 +102,46 @@ class IdleTimeoutError(APITimeoutError):
     """No event arrived on a run's event stream within the stream's ``idle_timeout``."""
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    """The rate-limit headers of a response (None where a header is missing or garbled)."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset: float | None = None
+    """`x-ratelimit-reset` as sent: a Unix time, or (below 10^9) seconds from now."""
+    reset_after: float | None = None
+    """Seconds from the response until the window resets."""
+
+    @classmethod
+    def from_headers(cls, headers: httpx.Headers) -> RateLimit | None:
+        """The rate limit a response announces, or None when it sends no such header."""
+        values = [_header_number(headers, name) for name in ("limit", "remaining", "reset")]
+        if all(v is None for v in values):
+            return None
+        limit, remaining, reset = values
+        reset_after = None
+        if reset is not None:
+            reset_after = max(0.0, reset - time.time()) if reset >= 1e9 else reset
+        return cls(
+            limit=int(limit) if limit is not None else None,
+            remaining=int(remaining) if remaining is not None else None,
+            reset=reset,
+            reset_after=reset_after,
+        )
+
+
+def _header_number(headers: httpx.Headers, name: str) -> float | None:
+    raw = headers.get(f"x-ratelimit-{name}") or headers.get(f"ratelimit-{name}")
+    if raw is None:
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        return None
+    return value if value >= 0 and value != float("inf") else None
+
+
 class APIStatusError(CoastyError):
     """The server answered with an error status and the documented error envelope."""
 
@@ -112,8 +158,10 @@ class APIStatusError(CoastyError):
         retry_after: float | None = None,
         suggestion: str | None = None,
         details: dict[str, Any] | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         super().__init__(message)
+        self.rate_limit = rate_limit
         self.status_code = status_code
         self.code = code
         self.type = type
@@ -174,8 +222,8 @@ class UnprocessableEntityError(APIStatusError):
     """422: the values violate the endpoint contract."""
 
 
-class IdempotencyKeyReusedError(UnprocessableEntityError):
-    """422 IDEMPOTENCY_KEY_REUSED: the key was used before with a different body."""
+class IdempotencyKeyReusedError(UnprocessableEntityError, ConflictError):
+    """IDEMPOTENCY_KEY_REUSED (422 or 409): the key was used before with a different body."""
 
 
 class RateLimitError(APIStatusError):
@@ -203,7 +251,52 @@ _BY_CODE: dict[str, type[APIStatusError]] = {
 }
 
 
+_KEY_REUSED_STATUSES = frozenset({409, 422})
+_TRANSIENT = frozenset(
+    {
+        "INTERNAL_ERROR",
+        "DB_UNAVAILABLE",
+        "SERVICE_UNAVAILABLE",
+        "PREDICTION_FAILED",
+        "RATE_LIMITED",
+        "TOO_MANY_RUNS",
+        "IDEMPOTENCY_IN_FLIGHT",
+        "LLM_PROVIDER_RATE_LIMITED",
+    }
+)
+"""Codes that the OpenAPI's `retryable` lists as transient (with UPSTREAM_* and *_FAILED)."""
+_SAME_KEY = frozenset(
+    {
+        "RATE_LIMITED",
+        "TOO_MANY_RUNS",
+        "SERVICE_UNAVAILABLE",
+        "LLM_PROVIDER_RATE_LIMITED",
+    }
+)
+"""Codes refused before any work, whose create may be re-sent with its key when no flag says.
+
+(IDEMPOTENCY_IN_FLIGHT without flags is not re-sent: the create looks its key up instead.)
+"""
+_FEATURE_HINT = (
+    " The account's plan does not offer this (e.g. that cua_version or model): list what it "
+    "offers with client.models()."
+)
+
+
+def _implied_retryable(status_code: int, code: str) -> bool:
+    """`retryable` for an envelope without it: transient codes, 429 and 5xx."""
+    if code == "BILLING_UNAVAILABLE":
+        return False  # refund uncertainty: never retried on a guess
+    if code in _TRANSIENT or code.startswith("UPSTREAM_") or code.endswith("_FAILED"):
+        return True
+    return status_code == 429 or status_code >= 500
+
+
 def _error_class(status_code: int, code: str) -> type[APIStatusError]:
+    if code == "IDEMPOTENCY_KEY_REUSED" and status_code in _KEY_REUSED_STATUSES:
+        return IdempotencyKeyReusedError
+    if code.startswith("UPSTREAM_"):
+        return InternalServerError
     cls = _BY_CODE.get(code)
     if cls is not None and cls.__mro__[1] is _BY_STATUS.get(status_code):
         return cls
@@ -248,8 +341,10 @@ def make_status_error(
     if isinstance(envelope, dict):
         code = str(envelope.get("code") or f"HTTP_{status_code}")
         message = str(envelope.get("message") or "")
-        retryable = bool(envelope.get("retryable", False))
-        same_key = bool(envelope.get("retry_with_same_idempotency_key", False))
+        flag = envelope.get("retryable")
+        retryable = bool(flag) if flag is not None else _implied_retryable(status_code, code)
+        flag = envelope.get("retry_with_same_idempotency_key")
+        same_key = bool(flag) if flag is not None else retryable and code in _SAME_KEY
         retry_after = _parse_retry_after(envelope.get("retry_after"))
         suggestion = envelope.get("suggestion")
         details = envelope.get("details")
@@ -269,6 +364,16 @@ def make_status_error(
         request_id = headers.get("x-coasty-request-id")
     if retry_after is None:
         retry_after = header_retry_after
+    rate_limit = RateLimit.from_headers(headers)
+    if (
+        retry_after is None
+        and status_code == 429
+        and rate_limit is not None
+        and rate_limit.remaining in (None, 0)
+    ):
+        retry_after = rate_limit.reset_after  # no Retry-After: wait for the window to reset
+    if code == "FEATURE_NOT_AVAILABLE" and "client.models()" not in message:
+        message += _FEATURE_HINT
     cls = _error_class(status_code, code)
     return cls(
         _redact(message, secrets),
@@ -281,6 +386,7 @@ def make_status_error(
         retry_after=retry_after,
         suggestion=_redact(str(suggestion), secrets) if suggestion else None,
         details=details if isinstance(details, dict) else None,
+        rate_limit=rate_limit,
     )
 
 

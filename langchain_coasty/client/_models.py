@@ -13,9 +13,12 @@ from pydantic import BaseModel, ConfigDict, SecretStr, field_serializer
 
 __all__ = [
     "CreateResult",
+    "CuaVersionInfo",
     "IdempotencyLookup",
     "Machine",
     "MachinesPage",
+    "ModelInfo",
+    "ModelsResponse",
     "Run",
     "RunEvent",
     "RunStatus",
@@ -66,6 +69,8 @@ class Run(BaseModel):
     steps_completed: int = 0
     credits_charged: int = 0
     cost_cents: int = 0
+    credits_remaining: int | None = None
+    """The wallet balance in cents after this response (its X-Credits-Remaining), when sent."""
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     awaiting_human_reason: str | None = None
@@ -144,6 +149,38 @@ class MachinesPage(BaseModel):
 
     data: list[Machine]
     has_more: bool = False
+    request_id: str | None = None
+
+
+class ModelInfo(BaseModel):
+    """One model of `GET /v1/models`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    description: str | None = None
+
+
+class CuaVersionInfo(BaseModel):
+    """One CUA version of `GET /v1/models` (pass its `id` as a run's `cua_version`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    description: str | None = None
+    avg_step_time: str | None = None
+    features: list[str] = []
+    latest: bool = False
+
+
+class ModelsResponse(BaseModel):
+    """The result of `GET /v1/models`: what this key may use."""
+
+    model_config = ConfigDict(extra="allow")
+
+    models: list[ModelInfo] = []
+    cua_versions: list[CuaVersionInfo] = []
+    action_types: list[str] = []
     request_id: str | None = None
 
 

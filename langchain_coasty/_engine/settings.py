@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeAlias
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
-from langchain_coasty.client import AsyncCoastyClient, CoastyClient
+from langchain_coasty.client import AsyncCoastyClient, CoastyClient, check_base_url
 from langchain_coasty.human import AwaitingHumanPolicy
 from langchain_coasty.webhook_secrets import WebhookSecretStore, as_secret_store
 
@@ -150,6 +150,12 @@ class CoastySettings(BaseModel):
     @classmethod
     def _within_limits(cls, value: Any, info: Any) -> Any:
         _check(info.field_name, value)
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _usable_base_url(cls, value: str) -> str:
+        check_base_url(value)  # refused here, not at the first request (a newline from a file)
         return value
 
     @field_validator("webhook_secrets", mode="before")

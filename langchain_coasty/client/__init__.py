@@ -48,6 +48,7 @@ from langchain_coasty.client._models import (
 from langchain_coasty.client._params import (
     LlmConfig,
     RunRequest,
+    check_base_url,
     new_idempotency_key,
     run_request,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "RunStatus",
     "RunsPage",
     "UnprocessableEntityError",
+    "check_base_url",
     "new_idempotency_key",
     "run_request",
 ]

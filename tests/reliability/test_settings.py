@@ -120,3 +120,12 @@ async def test_a_given_client_is_used_on_both_paths(
     assert llm[0] == llm[1] and llm[0] is not None
     assert llm[0]["provider"] == "anthropic" and llm[0]["key_source"] == "header"
     assert first.status == message.status == "success"
+
+
+@pytest.mark.parametrize("url", ["https://coasty.ai\n", " https://coasty.ai", "coasty.ai", ""])
+def test_a_base_url_that_cannot_work_is_refused_at_construction(url: str) -> None:
+    for cls in CLASSES:
+        with pytest.raises(ValueError, match="base_url"):
+            cls(api_key=KEY, machine_id="m-1", base_url=url)
+    tool = CoastyComputerTool(api_key=KEY, base_url="https://coasty.ai/v1/")
+    assert tool.get_client().base_url == "https://coasty.ai"  # the docs' form is accepted

@@ -7,6 +7,7 @@ thread paused before a SIGTERM is answered after a restart, on the same Coasty r
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -27,6 +28,8 @@ pytest.importorskip("langgraph_sdk")
 pytest.importorskip("langgraph_api", reason="needs langgraph-cli[inmem]")
 
 from langgraph_sdk import get_client
+
+from langchain_coasty import CoastyClient
 
 RECIPE = Path(__file__).parents[2] / "cookbook" / "langgraph_server"
 TASK = "Log in to the bank portal and download the March statement"
@@ -97,6 +100,7 @@ async def test_thread_survives_a_server_restart(sb: Any, tmp_path: Path) -> None
         "COASTY_BASE_URL": sb.base_url,
         "COASTY_MACHINE_ID": sb.machine_id,
         "COASTY_WAIT": "stream",
+        "COASTY_WEBHOOK_URL": f"{sb.base_url}/hooks/nobody",  # so the run has a signing secret
         "LANGSMITH_TRACING": "false",
         "LANGCHAIN_TRACING_V2": "false",
         "LANGGRAPH_CLI_NO_ANALYTICS": "1",
@@ -138,6 +142,16 @@ async def test_thread_survives_a_server_restart(sb: Any, tmp_path: Path) -> None
         last = final["messages"][-1]
         assert last["type"] == "ai"
         assert last["content"].startswith(f"final: Coasty run {run_id} succeeded")
+        # What the server keeps and sends to browsers holds no key and no signing secret.
+        history = await client.threads.get_history(thread["thread_id"], limit=100)
+        state = await client.threads.get_state(thread["thread_id"])
+        seen = json.dumps([history, state, final], default=str)
+    with CoastyClient(api_key=sb.api_key, base_url=sb.base_url) as coasty:
+        key = coasty.runs.get(run_id).metadata["idempotency_key"]
+        secret = coasty.idempotency.get(key).result["webhook_secret"]
+    assert secret and secret.startswith("whsec_")
+    assert secret not in seen and sb.api_key not in seen
+    assert run_id in seen  # the state was really read
 
     counters = sb.counters()
     assert counters["runs_created"] == 1

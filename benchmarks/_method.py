@@ -115,6 +115,14 @@ operations through the step generator (`NextEvent`, `Deliver`) instead of one lo
 iteration: the price of writing every decision once, about 9 % of the engine's own
 instructions per event and inside the spread of every end-to-end figure above.
 
+A full rerun later the same day, after the reliability and compatibility work (both
+framings, deadlines per attempt and per chunk, typed parse errors), on a busier machine
+(1-minute load 0.6-1.0): stream (b) 1.06 [1.04-1.09], (c) 0.45 [0.44-0.46], (d) 0.50
+[0.48-0.52]; scale 1.05 / 1.33 / 1.92 / 3.66 vs 1 run at 100 / 500 / 1,000 / 2,000 runs;
+`runs.get` 1.01 [0.91-1.11] sync and 1.05 [1.02-1.09] async; recovery p50 1.30 of raw in
+that run, 0.99 and 0.93 in two reruns of `--only recovery` right after (single cuts take
+about a millisecond, so one busy moment moves the median).
+
 ## Before and after the fixes
 
 Findings 1 and 2 below were fixed (finding 3 is documented on `CoastyCallbackHandler`).

@@ -1,5 +1,9 @@
 """The resumable, exactly-once, in-order run event stream (sync and async twins).
 
+One cohesive thing, kept in one module on purpose: the frame reader (`_Cursor`, both
+framings), the reconnect and deadline bookkeeping both twins share (`_StreamBase`), and the
+two I/O loops, which must be read side by side.
+
 One cursor (the last delivered `seq`) is all the state kept, so memory stays flat over any
 number of events. A stream only ends at `done`: a clean EOF, a cut connection, a read timeout
 or a garbled frame before it means "reconnect with Last-Event-ID", within a budget of

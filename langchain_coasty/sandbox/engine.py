@@ -1,5 +1,8 @@
 """The engine: the sandbox's state machines, and the scripted agent that drives each run.
 
+One cohesive thing (every state change of the sandbox goes through it); its plain records
+are in ``records``.
+
 Runs: queued -> running -> (awaiting_human <-> running) -> succeeded | failed | cancelled |
 timed_out. One asyncio task per active run walks the run's plan (see ``scenarios``). Events
 are kept per run as ready-to-send SSE frames (bytes), and every open stream waits on the
@@ -9,7 +12,7 @@ Keyed creates (``Idempotency-Key``, per key kind): the first create of a key res
 (``processing``) and completes it with the response body; a repeat with the same body
 replays that body, a repeat while the first is processing gets ``KeyInFlight``, a repeat
 with another body ``KeyReused``; a create that raises or is cancelled rolls its
-reservation back, so a retry creates afresh. The records themselves are in ``records``.
+reservation back, so a retry creates afresh.
 """
 
 from __future__ import annotations

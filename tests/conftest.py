@@ -6,9 +6,15 @@ package's pytest plugin, registered through the ``pytest11`` entry point.
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
+
+# Hypothesis caches what it learns (examples, the source's constants, with file paths) in a
+# directory of its own: keep it out of the source tree.
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="coasty-hypothesis-"))
 
 
 @pytest.fixture

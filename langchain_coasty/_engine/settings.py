@@ -17,13 +17,23 @@ from typing import Any, Literal, TypeAlias
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
-from langchain_coasty.client import AsyncCoastyClient, CoastyClient, check_base_url
+from langchain_coasty.client import AsyncCoastyClient, CoastyClient, RunRequest, check_base_url
 from langchain_coasty.human import AwaitingHumanPolicy
 from langchain_coasty.webhook_secrets import WebhookSecretStore, as_secret_store
 
 __all__ = ["ClientCache", "CoastySettings", "WaitMode", "check_settings"]
 
 _MAX_SECONDS = 1_000_000  # beyond this, OS timers overflow
+_RUN_DEFAULTS = ("max_steps", "deadline_seconds", "awaiting_human_timeout_seconds")
+
+
+def _run_field_limit(name: str) -> tuple[str, Any]:
+    """The limit text and check of a run default, from ``RunRequest``'s own constraints."""
+    bounds = {type(m).__name__: m for m in RunRequest.model_fields[name].metadata}
+    least, most = bounds["Ge"].ge, bounds["Le"].le
+    return f"an integer in {least}..{most}, or None", lambda v: _integer(v, least, most)
+
+
 _LIMITS: dict[str, tuple[str, Any]] = {
     # field: (what it must be, the check of a value that is not None)
     "max_cost_usd": ("a positive number of US dollars, or None", lambda v: _number(v, 1e9)),
@@ -36,12 +46,8 @@ _LIMITS: dict[str, tuple[str, Any]] = {
         lambda v: _number(v, _MAX_SECONDS),
     ),
     "max_retries": ("an integer in 0..100", lambda v: _integer(v, 0, 100)),
-    "max_steps": ("an integer in 1..1000, or None", lambda v: _integer(v, 1, 1000)),
-    "deadline_seconds": ("an integer in 1..86400, or None", lambda v: _integer(v, 1, 86400)),
-    "awaiting_human_timeout_seconds": (
-        "an integer in 1..86400, or None",
-        lambda v: _integer(v, 1, 86400),
-    ),
+    # The run defaults take their bounds from the client's RunRequest: written once.
+    **{name: _run_field_limit(name) for name in _RUN_DEFAULTS},
 }
 
 WaitMode: TypeAlias = Literal["stream", "durable"]
@@ -174,17 +180,7 @@ class CoastySettings(BaseModel):
         """
         given = self.client or self.async_client
         if given is not None:
-            return {
-                "api_key": given.api_key,
-                "base_url": given.base_url,
-                "timeout": given.timeout,
-                "max_retries": given.max_retries,
-                "stream_read_timeout": given.stream_read_timeout,
-                "max_connections": given.max_connections,
-                "llm_api_key": given.llm_api_key,
-                "llm_provider": given.llm_provider,
-                "llm_model": given.llm_model,
-            }
+            return given.options()
         return {
             "api_key": self.api_key,
             "base_url": self.base_url,

@@ -376,6 +376,20 @@ class _BaseClient(Generic[_Http]):
             max_connections=self.max_connections, max_keepalive_connections=keepalive
         )
 
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments that build another client configured like this one (its twin)."""
+        return {
+            "api_key": self.api_key,
+            "base_url": self.base_url,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            "stream_read_timeout": self.stream_read_timeout,
+            "max_connections": self.max_connections,
+            "llm_api_key": self.llm_api_key,
+            "llm_provider": self.llm_provider,
+            "llm_model": self.llm_model,
+        }
+
     @property
     def is_closed(self) -> bool:
         """Whether the client's connections are closed (``close()`` was called)."""

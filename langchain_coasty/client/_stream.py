@@ -20,10 +20,11 @@ stream whatever the server does at a pause; the engine's decisions about the pau
 its step generators. A clean end with nothing after the cursor on a finished run ends the
 stream (`done` is behind the cursor).
 
-Two local bounds, checked on every frame (heartbeats included) and between connections, and
-each capping the read timeout of the next connection so that a silent socket cannot outlast
-them: a `deadline` (absolute, `runs.wait`) and an `idle_timeout` (no event for that long,
-`IdleTimeoutError`; its deadline moves with every event). A read started just before an
+Two local bounds, checked on every chunk read (heartbeats included), after each event and
+between connections, and each capping the read timeout of the next connection so that a
+silent socket cannot outlast them: a `deadline` (absolute, `runs.wait`) and an
+`idle_timeout` (no event for that long, `IdleTimeoutError`; its deadline moves with every
+event). A read started just before an
 event moved the idle deadline ends within one read timeout, so the idle error comes at most
 one `idle_timeout` late.
 """
@@ -433,12 +434,10 @@ class EventStream(_StreamBase):
                                     if sse is None:
                                         continue
                                     if isinstance(sse, Heartbeat):
-                                        self._check_deadline()
-                                        continue
+                                        continue  # the deadlines were checked on its chunk
                                     frames += 1
                                     event = self._cursor.accept(sse)
                                     if event is None:
-                                        self._check_deadline()
                                         continue
                                     self._progress()
                                     yield event
@@ -538,12 +537,10 @@ class AsyncEventStream(_StreamBase):
                                         if sse is None:
                                             continue
                                         if isinstance(sse, Heartbeat):
-                                            self._check_deadline()
-                                            continue
+                                            continue  # the deadlines were checked on its chunk
                                         count += 1
                                         event = self._cursor.accept(sse)
                                         if event is None:
-                                            self._check_deadline()
                                             continue
                                         self._progress()
                                         yield event

@@ -169,12 +169,7 @@ class _Api:
     def parse_json(self, raw: bytes, size: int, *, optional: bool = False) -> Any:
         limit = self.engine.config.max_body_bytes
         if size > limit:
-            raise ApiError(
-                413,
-                "PAYLOAD_TOO_LARGE",
-                f"The request body is {size} bytes; the limit is {limit} bytes.",
-                details={"field": "body", "limit": f"{limit} bytes"},
-            )
+            raise ApiError.too_large(size, limit)
         if not raw.strip():
             if optional:
                 return None

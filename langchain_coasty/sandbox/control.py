@@ -91,12 +91,7 @@ class _Control:
         limit = self.engine.config.max_body_bytes
         raw, size = await read_limited(request, limit)
         if size > limit:
-            raise ApiError(
-                413,
-                "PAYLOAD_TOO_LARGE",
-                f"The request body is {size} bytes; the limit is {limit} bytes.",
-                details={"field": "body", "limit": f"{limit} bytes"},
-            )
+            raise ApiError.too_large(size, limit)
         if not raw.strip():
             return {}
         data = load_json(raw)

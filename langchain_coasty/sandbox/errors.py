@@ -88,6 +88,16 @@ class ApiError(Exception):
     def invalid(cls, problem: Problem) -> ApiError:
         return cls(422, problem.code, problem.message, details=problem.details())
 
+    @classmethod
+    def too_large(cls, size: int, limit: int) -> ApiError:
+        """The 413 for a body over ``max_body_bytes`` (``/v1`` and the control plane alike)."""
+        return cls(
+            413,
+            "PAYLOAD_TOO_LARGE",
+            f"The request body is {size} bytes; the limit is {limit} bytes.",
+            details={"field": "body", "limit": f"{limit} bytes"},
+        )
+
 
 def _error_body(request: Request, exc: ApiError) -> Response:
     """The envelope for ``exc``; fields the raiser left as None come from the tables."""

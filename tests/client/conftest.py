@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
+import langchain_coasty.client._base_client as client_module
 from langchain_coasty import AsyncCoastyClient, CoastyClient
 
 
@@ -34,3 +36,30 @@ def fired(sb: Any) -> Callable[[], dict[str, int]]:
         return {k: v - start.get(k, 0) for k, v in now.items() if v - start.get(k, 0)}
 
     return since_start
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the client's backoff delays instead of sleeping."""
+    recorded: list[float] = []
+
+    async def fake_asleep(delay: float) -> None:
+        recorded.append(delay)
+
+    monkeypatch.setattr(client_module, "_sleep", recorded.append)
+    monkeypatch.setattr(client_module, "_asleep", fake_asleep)
+    return recorded
+
+
+@pytest.fixture
+def sent() -> list[httpx.Request]:
+    """Every request the `counted` client sends."""
+    return []
+
+
+@pytest.fixture
+def counted(sb: Any, sent: list[httpx.Request]) -> Iterator[CoastyClient]:
+    """A sync sandbox client that records each request it sends."""
+    http = httpx.Client(event_hooks={"request": [sent.append]})
+    with http, CoastyClient(api_key=sb.api_key, base_url=sb.base_url, http_client=http) as c:
+        yield c

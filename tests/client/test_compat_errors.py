@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-import langchain_coasty.client._base_client as client_module
 from langchain_coasty.client import (
     AsyncCoastyClient,
     AuthenticationError,
@@ -27,19 +26,6 @@ from langchain_coasty.client import (
 )
 
 NIL = "00000000-0000-0000-0000-000000000000"
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the client's backoff delays instead of sleeping."""
-    recorded: list[float] = []
-
-    async def fake_asleep(delay: float) -> None:
-        recorded.append(delay)
-
-    monkeypatch.setattr(client_module, "_sleep", recorded.append)
-    monkeypatch.setattr(client_module, "_asleep", fake_asleep)
-    return recorded
 
 
 def scripted(method: str, path: str, status: int, code: str, **extra: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -14,20 +14,6 @@ from langchain_coasty import AsyncCoastyClient, CoastyClient, InvalidRequestErro
 from langchain_coasty.client import RunRequest, new_idempotency_key, run_request
 
 TASK = "Open the calculator"
-
-
-@pytest.fixture
-def sent() -> list[httpx.Request]:
-    """Every request the recording clients send."""
-    return []
-
-
-@pytest.fixture
-def counted(sb: Any, sent: list[httpx.Request]) -> Iterator[CoastyClient]:
-    """A sync sandbox client that records each request it sends."""
-    http = httpx.Client(event_hooks={"request": [sent.append]})
-    with http, CoastyClient(api_key=sb.api_key, base_url=sb.base_url, http_client=http) as c:
-        yield c
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -146,20 +145,6 @@ BAD_CREATES: list[tuple[dict[str, Any], str, str]] = [
     ({"idempotency_key": "has space"}, "idempotency_key", "[A-Za-z0-9_-:]"),
     ({"idempotency_key": "k" * 129}, "idempotency_key", "1..128"),
 ]
-
-
-@pytest.fixture
-def sent() -> list[httpx.Request]:
-    """Every request the `counted` client sends."""
-    return []
-
-
-@pytest.fixture
-def counted(sb: Any, sent: list[httpx.Request]) -> Iterator[CoastyClient]:
-    """A sandbox client that records each request it sends."""
-    http = httpx.Client(event_hooks={"request": [sent.append]})
-    with http, CoastyClient(api_key=sb.api_key, base_url=sb.base_url, http_client=http) as c:
-        yield c
 
 
 @pytest.mark.parametrize(

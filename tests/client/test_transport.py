@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 
-import langchain_coasty.client._base_client as client_module
 from langchain_coasty import (
     APIConnectionError,
     AsyncCoastyClient,
@@ -27,19 +26,6 @@ LLM_KEY = "sk-ant-provider-secret-0123456789"
 RUN = {"id": "run-1", "object": "agent.run", "status": "queued", "machine_id": "m-1", "task": "t"}
 
 Handler = Callable[[httpx.Request], httpx.Response]
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the client's backoff delays instead of sleeping."""
-    recorded: list[float] = []
-
-    async def fake_asleep(delay: float) -> None:
-        recorded.append(delay)
-
-    monkeypatch.setattr(client_module, "_sleep", recorded.append)
-    monkeypatch.setattr(client_module, "_asleep", fake_asleep)
-    return recorded
 
 
 def make_client(handler: Handler, **kwargs: Any) -> CoastyClient:

@@ -8,8 +8,7 @@ other on `httpx.AsyncClient`. Configuration and the retry decisions live in
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
@@ -29,6 +28,7 @@ from langchain_coasty.client._base_client import (
     _Retry,
     _RetryState,
 )
+from langchain_coasty.client._deadline import new_client, overdue, send_within
 from langchain_coasty.client._errors import CoastyError
 from langchain_coasty.client._models import CreateResult, ModelsResponse, Run
 from langchain_coasty.client._resources import (
@@ -54,7 +54,8 @@ class CoastyClient(_BaseClient[httpx.Client]):
     it to having the whole response; retries get a fresh one.
     `stream_read_timeout` (default 60 s) is the longest silence tolerated on an event
     stream before reconnecting; keep it well above the server's heartbeat interval (15 s).
-    With your own `http_client`, its pool limits apply instead and it is not closed here.
+    With your own `http_client`, its pool limits apply instead and it is not closed here
+    (`timeout` then bounds the response body's reads; its headers are bounded per read).
     """
 
     def __init__(
@@ -82,7 +83,7 @@ class CoastyClient(_BaseClient[httpx.Client]):
             llm_api_key=llm_api_key,
             llm_provider=llm_provider,
             llm_model=llm_model,
-            new_pool=lambda limits, ssl: httpx.Client(timeout=timeout, limits=limits, verify=ssl),
+            new_pool=lambda limits, ssl: new_client(timeout, limits, ssl),
         )
         self.runs = Runs(self)
         self.idempotency = Idempotency(self)
@@ -129,7 +130,7 @@ class CoastyClient(_BaseClient[httpx.Client]):
         retry = _RetryState(self, method, path, resend)
         while True:
             try:
-                response = _send_within(
+                response = send_within(
                     http,
                     self.timeout,
                     method,
@@ -268,7 +269,7 @@ class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
                         timeout=self.timeout,
                     )
             except TimeoutError:
-                delay = retry.after_transport_error(_overdue(self.timeout))
+                delay = retry.after_transport_error(overdue(self.timeout))
             except httpx.RequestError as exc:  # a transport failure or an undecodable body
                 delay = retry.after_transport_error(exc)
             else:
@@ -307,44 +308,3 @@ class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
             if not isinstance(step, _Retry):
                 return step
             await _base_client._asleep(step.delay)
-
-
-def _send_within(
-    http: httpx.Client, timeout: float, method: str, url: str, **kwargs: Any
-) -> httpx.Response:
-    """One attempt whose response must arrive whole within ``timeout``.
-
-    httpx bounds each read, so a server that sends a byte now and then would hold a sync
-    call for ever; the body's reads are checked here against one deadline. (The async twin
-    bounds the whole attempt with ``asyncio.timeout``.)
-    """
-    deadline = time.monotonic() + timeout
-    request = http.build_request(method, url, timeout=timeout, **kwargs)
-    response = http.send(request, stream=True)
-    if isinstance(response.stream, httpx.SyncByteStream):
-        response.stream = _Deadlined(response.stream, deadline, timeout)
-    try:
-        response.read()
-    finally:
-        response.close()
-    return response
-
-
-class _Deadlined(httpx.SyncByteStream):
-    """A response body whose chunks must all arrive before a deadline."""
-
-    def __init__(self, stream: httpx.SyncByteStream, deadline: float, timeout: float) -> None:
-        self._stream, self._deadline, self._timeout = stream, deadline, timeout
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._stream:
-            if time.monotonic() > self._deadline:
-                raise _overdue(self._timeout)
-            yield chunk
-
-    def close(self) -> None:
-        self._stream.close()
-
-
-def _overdue(timeout: float) -> httpx.ReadTimeout:
-    return httpx.ReadTimeout(f"no whole response within the {timeout:g} s timeout")

@@ -7,6 +7,7 @@ holds no state but the client it belongs to.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
@@ -15,6 +16,7 @@ import httpx
 
 from langchain_coasty.client import _base_client
 from langchain_coasty.client._base_client import _parse
+from langchain_coasty.client._deadline import bounded
 from langchain_coasty.client._errors import APITimeoutError
 from langchain_coasty.client._models import (
     CreateResult,
@@ -222,18 +224,23 @@ class Runs:
     def wait(self, run_id: str, timeout: float | None = None) -> Run:
         """Follow the run until it is terminal and return it; `APITimeoutError` after `timeout`."""
         wait = _Wait(run_id, timeout)
-        run = self.get(run_id)
-        if run.is_terminal:
-            return run
-        with self._stream(run_id, deadline=wait.deadline) as stream:
-            try:
-                for _event in stream:
-                    pass
-            except APITimeoutError:
-                if not wait.expired():
-                    raise
-                raise wait.timed_out(stream.last_seq) from None
-        return self.get(run_id)
+        stream: EventStream | None = None
+        try:
+            # The deadline caps every socket read of the gets and the stream inside it.
+            with contextlib.ExitStack() as bound:
+                if wait.deadline is not None and timeout is not None:
+                    bound.enter_context(bounded(wait.deadline, timeout))
+                run = self.get(run_id)
+                if run.is_terminal:
+                    return run
+                with self._stream(run_id, deadline=wait.deadline) as stream:
+                    for _event in stream:
+                        pass
+                return self.get(run_id)
+        except APITimeoutError:
+            if not wait.expired():
+                raise
+            raise wait.timed_out(0 if stream is None else stream.last_seq) from None
 
 
 class Idempotency:
@@ -350,7 +357,6 @@ class AsyncRuns:
         wait = _Wait(run_id, timeout)
         stream: AsyncEventStream | None = None
         try:
-            # Unlike the sync twin, the async one can also bound the gets around the stream.
             async with asyncio.timeout(timeout):
                 run = await self.get(run_id)
                 if run.is_terminal:

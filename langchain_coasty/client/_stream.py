@@ -32,10 +32,11 @@ one `idle_timeout` late.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -44,6 +45,7 @@ import httpx
 from httpx_sse import ServerSentEvent
 
 from langchain_coasty.client._base_client import _connection_error
+from langchain_coasty.client._deadline import bounded
 from langchain_coasty.client._errors import (
     APIConnectionError,
     APIStatusError,
@@ -266,6 +268,11 @@ class _StreamBase:
             )
         return {"headers": headers, "timeout": timeout}
 
+    def _open_deadline(self) -> float | None:
+        """When the next connection must have its status line and headers, if ever."""
+        bounds = [d for d in (self._deadline, self._idle_deadline) if d is not None]
+        return min(bounds) if bounds else None
+
     def _check_deadline(self) -> None:
         if self._deadline is None and self._idle_deadline is None:
             return
@@ -408,6 +415,19 @@ class EventStream(_StreamBase):
     ) -> None:
         self.close()
 
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[httpx.Response]:
+        """Open one connection; a server trickling its headers cannot outlast the deadline."""
+        args, deadline = self._request_args(), self._open_deadline()
+        with contextlib.ExitStack() as stack:
+            opening = self._http.stream("GET", self._config.url, **args)
+            if deadline is None:
+                response = stack.enter_context(opening)
+            else:
+                with bounded(deadline, max(deadline - time.monotonic(), 0.0)):
+                    response = stack.enter_context(opening)
+            yield response
+
     def _iter_events(self) -> Generator[RunEvent, None, None]:
         self._awaited()
         while True:
@@ -415,7 +435,7 @@ class EventStream(_StreamBase):
             error: CoastyError
             paused: float | None = None  # a paused run's stream ended: reconnect after this
             try:
-                with self._http.stream("GET", self._config.url, **self._request_args()) as response:
+                with self._open() as response:
                     if response.status_code != 200:
                         response.read()
                         error = self._status_failure(response)
@@ -507,6 +527,24 @@ class AsyncEventStream(_StreamBase):
     ) -> None:
         await self.aclose()
 
+    @contextlib.asynccontextmanager
+    async def _open(self) -> AsyncIterator[httpx.Response]:
+        """Open one connection; a server trickling its headers cannot outlast the deadline."""
+        args, deadline = self._request_args(), self._open_deadline()
+        async with contextlib.AsyncExitStack() as stack:
+            opening = self._http.stream("GET", self._config.url, **args)
+            if deadline is None:
+                response = await stack.enter_async_context(opening)
+            else:
+                try:
+                    async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
+                        response = await stack.enter_async_context(opening)
+                except TimeoutError:
+                    raise httpx.ReadTimeout(
+                        "no status line and headers before the deadline"
+                    ) from None
+            yield response
+
     async def _iter_events(self) -> AsyncGenerator[RunEvent, None]:
         self._awaited()
         while True:
@@ -514,9 +552,7 @@ class AsyncEventStream(_StreamBase):
             error: CoastyError
             paused: float | None = None  # a paused run's stream ended: reconnect after this
             try:
-                async with self._http.stream(
-                    "GET", self._config.url, **self._request_args()
-                ) as response:
+                async with self._open() as response:
                     if response.status_code != 200:
                         await response.aread()
                         error = self._status_failure(response)

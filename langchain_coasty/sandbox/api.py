@@ -197,6 +197,10 @@ class _Api:
         header_key = request.headers.get("x-llm-api-key")
         header_model = request.headers.get("x-llm-model")
         llm = body.get("llm") or {}
+        if header_model is not None and not 1 <= len(header_model) <= 512:
+            raise ApiError.invalid(
+                Problem("X-LLM-Model", "1..512", "X-LLM-Model must be 1..512 characters long.")
+            )
         if header_provider is not None and header_provider not in ("anthropic", "openai"):
             raise ApiError(
                 422,

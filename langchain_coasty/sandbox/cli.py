@@ -60,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from langchain_coasty.sandbox.app import create_app
     from langchain_coasty.sandbox.engine import Engine, SandboxConfig
+    from langchain_coasty.sandbox.protocol import server_config
     from langchain_coasty.sandbox.scenarios import parse_scenarios, read_scenario_file
     from langchain_coasty.sandbox.server import bind_socket
 
@@ -86,13 +87,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"  machines: {', '.join(engine.machine_ids)}; control plane: {base_url}/_sandbox/")
     sys.stdout.flush()
     server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            log_level=args.log_level,
-            timeout_graceful_shutdown=2,
-            timeout_keep_alive=30,
-            backlog=4096,
-        )
+        server_config(app, log_level=args.log_level, timeout_graceful_shutdown=2)
     )
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])

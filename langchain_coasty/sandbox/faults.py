@@ -49,6 +49,8 @@ _RATES = (
     "stream_stall_rate",
 )
 CUT_MODES = ("abrupt", "clean", "random")
+MAX_DELAY_SECONDS = 3600
+"""The longest a fault may hold a create or a stream (an hour; never for ever)."""
 
 
 @dataclass(slots=True)
@@ -138,9 +140,11 @@ def parse_fault_config(raw: dict[str, Any], default_seed: int) -> FaultConfig:
         ):
             raise ValueError(f"{name} must be an integer >= 0")
         if name in ("create_delay_seconds", "stream_stall_seconds") and not (
-            isinstance(value, int | float) and value >= 0
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and 0 <= value <= MAX_DELAY_SECONDS
         ):
-            raise ValueError(f"{name} must be a number >= 0")
+            raise ValueError(f"{name} must be a number of seconds in 0..{MAX_DELAY_SECONDS}")
         setattr(config, name, value)
     config.stream_cut_max_frames = max(1, config.stream_cut_max_frames)
     for i, err in enumerate(raw.get("errors") or []):

@@ -168,6 +168,7 @@ class CoastySandbox(SandboxControl):
             import uvicorn
 
             from langchain_coasty.sandbox.app import create_app
+            from langchain_coasty.sandbox.protocol import server_config
         except ModuleNotFoundError as exc:
             from langchain_coasty.sandbox import missing_extra
 
@@ -191,13 +192,8 @@ class CoastySandbox(SandboxControl):
         self.base_url = f"http://{self.host}:{self.port}"
         self.machine_ids = list(engine.machine_ids)
         self._server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                log_level=self._log_level,
-                access_log=False,
-                timeout_graceful_shutdown=1,
-                timeout_keep_alive=30,
-                backlog=4096,
+            server_config(
+                app, log_level=self._log_level, access_log=False, timeout_graceful_shutdown=1
             )
         )
         self._thread = threading.Thread(

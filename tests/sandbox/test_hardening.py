@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from typing import Any
 
 import httpx
 import pytest
 
 from langchain_coasty.sandbox import CoastySandbox
+from langchain_coasty.sandbox.protocol import MAX_HEAD_BYTES
 from tests.sandbox.conftest import create, read_events
 
 
@@ -233,3 +236,53 @@ def test_unparseable_webhook_urls_are_422(api: httpx.Client, sb: CoastySandbox, 
         "/v1/runs", json={"machine_id": sb.machine_id, "task": "t", "webhook_url": url}
     )
     refused(response, 422, "webhook_url")
+
+
+@pytest.mark.parametrize("trickle", [False, True])
+def test_an_oversized_head_is_refused_before_it_is_read_whole(
+    sb: CoastySandbox, trickle: bool
+) -> None:
+    """A 10 MB header gets a 431 once the bound is passed, not after all of it arrived."""
+    host, port = sb.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(f"GET /v1/health HTTP/1.1\r\nHost: {host}:{port}\r\nX-Pad: ".encode())
+        chunk = b"a" * (8 * 1024 if trickle else 1024 * 1024)
+        sent = 0
+        with contextlib.suppress(OSError):  # the server closes while we are still sending
+            while sent < 10 * 1024 * 1024:
+                conn.sendall(chunk)
+                sent += len(chunk)
+        answer = b""
+        with contextlib.suppress(OSError):
+            while part := conn.recv(65536):
+                answer += part
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert b'"field": "headers"' in answer and str(MAX_HEAD_BYTES).encode() in answer
+    assert sent < 10 * 1024 * 1024  # refused long before the whole header was sent
+
+
+def test_a_head_within_the_bound_is_served(sb: CoastySandbox) -> None:
+    with httpx.Client(base_url=sb.base_url) as http:
+        response = http.get("/v1/health", headers={"X-Pad": "a" * (MAX_HEAD_BYTES // 2)})
+    assert response.status_code == 200
+
+
+def test_an_overlong_llm_model_is_422(api: httpx.Client, sb: CoastySandbox) -> None:
+    body = {"machine_id": sb.machine_id, "task": "t"}
+    headers = {"X-LLM-Provider": "openai", "X-LLM-Model": "m" * 513}
+    refused(api.post("/v1/runs", json=body, headers=headers), 422, "X-LLM-Model")
+    headers["X-LLM-Model"] = "m" * 512
+    assert api.post("/v1/runs", json=body, headers=headers).status_code != 422
+
+
+@pytest.mark.parametrize("value", ["Infinity", "NaN", "-1", "3601", "true"])
+@pytest.mark.parametrize("name", ["stream_stall_seconds", "create_delay_seconds"])
+def test_fault_delays_are_finite_and_bounded(sb: CoastySandbox, name: str, value: str) -> None:
+    with httpx.Client(base_url=sb.base_url) as http:
+        response = http.post(
+            "/_sandbox/faults",
+            content=f'{{"{name}": {value}}}'.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+    assert response.status_code == 422, response.text
+    assert f"{name} must be a number of seconds in 0..3600" in response.text

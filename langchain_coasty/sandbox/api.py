@@ -265,13 +265,22 @@ class _Api:
         if problem:
             raise ApiError.invalid(problem)
         llm = self._llm_echo(request, body)
-        if body["machine_id"] not in engine.machine_ids:
+        machine = engine.fleet.visible(body["machine_id"], kind)
+        if machine is None:
             raise ApiError(
                 404,
                 "NOT_FOUND",
                 f"Machine {body['machine_id']!r} not found. List your machines with "
                 f"GET /v1/machines (this sandbox has {', '.join(engine.machine_ids)}).",
                 details={"field": "machine_id"},
+            )
+        if machine.status != "running":
+            raise ApiError(
+                409,
+                "INVALID_STATE",
+                f"Machine {machine.id} is {machine.status}; a run needs a running machine "
+                "(start it with POST /v1/machines/{machine_id}/start, or wait for it to boot).",
+                details={"field": "machine_id", "current_state": machine.status},
             )
         try:
             created = await engine.submit(
@@ -404,29 +413,3 @@ class _Api:
         """GET /v1/models: the model catalog (ModelsResponse)."""
         self.begin(request)
         return _response(_json(_MODELS))
-
-    async def list_machines(self, request: Request) -> Response:
-        self.begin(request)
-        machines = [
-            {
-                "id": machine_id,
-                "display_name": f"Sandbox desktop {i}",
-                "status": "running",
-                "os_type": "linux",
-                "desktop_enabled": True,
-                "cpu_cores": 2,
-                "memory_gb": 4,
-                "storage_gb": 20,
-                "public_ip": None,
-                "is_test": True,
-                "created_at": None,
-                "started_at": None,
-                "auto_destroy_at": None,
-                "ttl_minutes": None,
-                "metadata": {"sandbox": "true"},
-            }
-            for i, machine_id in enumerate(self.engine.machine_ids, start=1)
-        ]
-        return _response(
-            _json({"data": machines, "has_more": False, "request_id": _request_id(request)})
-        )

@@ -13,7 +13,23 @@ Public API (auth: ``X-API-Key: sk-coasty-test-…`` / ``sk-coasty-live-…`` or
                                    like a route that does not exist, with the setting
                                    idempotency_lookup=false)
     GET  /v1/health                no auth
-    GET  /v1/machines              the pre-provisioned machines
+    POST /v1/machines              provision (Idempotency-Key: reserve-and-replay); the
+                                   machine boots creating -> provisioning -> starting ->
+                                   running, one machine_phase_seconds each (module fleet)
+    GET  /v1/machines              the pre-provisioned machines, then live created ones
+    GET  /v1/machines/health       no auth
+    GET  /v1/machines/pricing      the rate card (5/h Linux, 9/h Windows running, 1/h stopped)
+    GET  /v1/machines/{id}         one machine (terminated ones stay readable)
+    PATCH /v1/machines/{id}        {"ttl_minutes": 0 | 5..10080}: clear or set the lease
+    DELETE /v1/machines/{id}       terminate (a second DELETE changes nothing)
+    POST /v1/machines/{id}/start   from stopped; /stop and /restart from running (else 409)
+    GET  /v1/machines/{id}/connection  SSH key + VNC password (Cache-Control: no-store)
+    GET  /v1/billing/active        created machines metering now and their summed rate
+                                   (the sandbox meters test-mode machines too)
+
+A run on a machine that exists but is not running is a 409 INVALID_STATE. Created machines
+have ids ``mch_test_<hex>`` for test keys and UUIDs for live keys; the pre-provisioned ones
+(``m-sandbox-1``, ...) are shared by both, always start running and bill nothing.
 
 Every response carries ``X-Coasty-Request-Id``, ``X-Coasty-Key-Kind`` and
 ``X-Coasty-Test-Mode``; creates also ``X-Credits-Charged: 0``. Errors use the documented
@@ -50,6 +66,11 @@ it; bodies are bounded by ``max_body_bytes`` like /v1)::
     GET    /_sandbox/webhooks    webhook delivery attempts: url, status, error, event_id,
                                  event_type, run_id, attempt, delivered
     GET    /_sandbox/info        machine ids and settings
+    GET    /_sandbox/machines    every machine created since the reset, oldest first, with
+                                 its end state: status, terminated_at, end_reason
+                                 ("deleted" | "ttl_expired" | null), total_credits_billed
+    GET    /_sandbox/clock       sandbox time; POST {"advance_seconds": n} moves it forward
+                                 (boots, leases and metering follow; reset rewinds it)
 
 SSE frames: ``id: <seq>``, ``event: <type>``, ``data: {"seq", "type", "data", "ts"}``
 (setting ``event_framing: "flat"``: ``data:`` carries the event's payload itself, as in
@@ -88,6 +109,7 @@ from langchain_coasty.sandbox.errors import (
     _handle_unexpected,
     _refuse_host,
 )
+from langchain_coasty.sandbox.machines_api import _MachinesApi
 from langchain_coasty.sandbox.sse import _install_log_filter
 from langchain_coasty.sandbox.validation import InvalidInput
 
@@ -108,6 +130,7 @@ def create_app(
     engine = engine or Engine()
     policy = HostPolicy(allowed_hosts)
     api = _Api(engine)
+    machines = _MachinesApi(api)
     control = _Control(engine, policy)
     _install_log_filter()
 
@@ -120,7 +143,18 @@ def create_app(
         Route("/v1/runs/{run_id}/resume", api.resume_run, methods=["POST"]),
         Route("/v1/idempotency/{key}", api.idempotency_lookup, methods=["GET"]),
         Route("/v1/health", api.health, methods=["GET"]),
-        Route("/v1/machines", api.list_machines, methods=["GET"]),
+        Route("/v1/machines", machines.create, methods=["POST"]),
+        Route("/v1/machines", machines.list, methods=["GET"]),
+        Route("/v1/machines/health", machines.health, methods=["GET"]),
+        Route("/v1/machines/pricing", machines.pricing, methods=["GET"]),
+        Route("/v1/machines/{machine_id}", machines.get, methods=["GET"]),
+        Route("/v1/machines/{machine_id}", machines.update, methods=["PATCH"]),
+        Route("/v1/machines/{machine_id}", machines.delete, methods=["DELETE"]),
+        Route("/v1/machines/{machine_id}/start", machines.start, methods=["POST"]),
+        Route("/v1/machines/{machine_id}/stop", machines.stop, methods=["POST"]),
+        Route("/v1/machines/{machine_id}/restart", machines.restart, methods=["POST"]),
+        Route("/v1/machines/{machine_id}/connection", machines.connection, methods=["GET"]),
+        Route("/v1/billing/active", machines.billing_active, methods=["GET"]),
         Route("/v1/models", api.list_models, methods=["GET"]),
         Route("/_sandbox/reset", control.reset, methods=["POST"]),
         Route("/_sandbox/counters", control.counters, methods=["GET"]),
@@ -129,6 +163,8 @@ def create_app(
         Route("/_sandbox/faults", control.faults, methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/webhooks", control.webhooks, methods=["GET"]),
         Route("/_sandbox/info", control.info, methods=["GET"]),
+        Route("/_sandbox/machines", control.machines, methods=["GET"]),
+        Route("/_sandbox/clock", control.clock, methods=["GET", "POST"]),
     ]
 
     @contextlib.asynccontextmanager

@@ -1,4 +1,5 @@
-"""The /_sandbox control plane: reset, counters, config, scenarios, faults, webhooks, info.
+"""The /_sandbox control plane: reset, counters, config, scenarios, faults, webhooks, info,
+machines and the clock.
 
 JSON in and out, no auth, loopback clients only; writes only from the sandbox's own origin
 (or one in ``allowed_hosts``) and only as JSON, which is what stops a web page from sending
@@ -23,6 +24,7 @@ from langchain_coasty.sandbox._http import (
 from langchain_coasty.sandbox.engine import TERMINAL, Engine
 from langchain_coasty.sandbox.errors import ApiError
 from langchain_coasty.sandbox.faults import parse_fault_config
+from langchain_coasty.sandbox.records import iso
 from langchain_coasty.sandbox.scenarios import parse_scenarios
 from langchain_coasty.sandbox.validation import load_json
 
@@ -168,3 +170,35 @@ class _Control:
                 }
             )
         )
+
+    async def machines(self, request: Request) -> Response:
+        """Every machine created since the reset, with how it ended."""
+        self._guard(request)
+        fleet = self.engine.fleet
+        now = fleet.settle()
+        return _response(_json({"data": [m.ledger_json(now) for m in fleet.created()]}))
+
+    async def clock(self, request: Request) -> Response:
+        """Sandbox time; ``{"advance_seconds": n}`` moves it forward (never back)."""
+        self._guard(request)
+        fleet = self.engine.fleet
+        if request.method == "POST":
+            body = await self._body(request)
+            unknown = sorted(set(body) - {"advance_seconds"})
+            seconds = body.get("advance_seconds")
+            if (
+                unknown
+                or isinstance(seconds, bool)
+                or not isinstance(seconds, int | float)
+                or not _finite(seconds)
+                or seconds < 0
+            ):
+                raise ApiError(
+                    422,
+                    "VALIDATION_ERROR",
+                    'Send {"advance_seconds": <a finite number >= 0>} and nothing else.',
+                    details={"field": "advance_seconds", "limit": "a finite number >= 0"},
+                )
+            fleet.clock.advance(float(seconds))
+        now = fleet.settle()
+        return _response(_json({"now": iso(now), "offset_seconds": fleet.clock.offset}))

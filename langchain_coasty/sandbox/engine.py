@@ -12,7 +12,8 @@ Keyed creates (``Idempotency-Key``, per key kind): the first create of a key res
 (``processing``) and completes it with the response body; a repeat with the same body
 replays that body, a repeat while the first is processing gets ``KeyInFlight``, a repeat
 with another body ``KeyReused``; a create that raises or is cancelled rolls its
-reservation back, so a retry creates afresh.
+reservation back, so a retry creates afresh. Machine creates (``submit_machine``) share the
+protocol and the key store; the machines themselves are the ``fleet``'s (module ``fleet``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, Literal
 
 from langchain_coasty.sandbox.delivery import WebhookSender
 from langchain_coasty.sandbox.faults import FaultInjector
+from langchain_coasty.sandbox.fleet import Fleet, SandboxMachine
 from langchain_coasty.sandbox.records import IdempotencyRecord, SandboxConfig, SandboxRun, body_hash
 from langchain_coasty.sandbox.scenarios import (
     DEFAULT_SCENARIO,
@@ -93,6 +95,7 @@ class Engine:
         self.faults = FaultInjector(seed)
         self.webhooks = WebhookSender(self._webhook_settings, self._count_webhook_attempt)
         self.machine_ids = LIVE_MACHINE_IDS if self.config.id_style == "live" else MACHINE_IDS
+        self.fleet = Fleet(lambda: self.config, self.faults)
         self.closing = False
         self._reset_state()
 
@@ -102,6 +105,7 @@ class Engine:
         self.counts: Counter[str] = Counter()
         self.open_streams = 0
         self.last_create_body: Any = None
+        self.fleet.reset(self.machine_ids)
 
     def _webhook_settings(self) -> tuple[float, int, float]:
         c = self.config
@@ -139,8 +143,12 @@ class Engine:
             "resumes",
             "events_emitted",
             "webhook_attempts",
+            "machine_create_calls",
+            "machines_created",
         )
         out: dict[str, Any] = {name: self.counts[name] for name in names}
+        machines_by_status: Counter[str] = Counter(m.status for m in self.fleet.created())
+        out["machines_by_status"] = dict(machines_by_status)
         out["open_streams"] = self.open_streams
         out["faults_fired"] = dict(self.faults.fired)
         out["runs_by_status"] = by_status
@@ -250,6 +258,42 @@ class Engine:
         if lost:
             self.faults.fire("create_lose_response")
         return Created(answer, keyed=record is not None, lose_response=lost)
+
+    def submit_machine(
+        self, body: dict[str, Any], key_kind: str, *, key: str | None, request_id: str
+    ) -> Created:
+        """Provision a machine for a validated body, or replay the first answer for its ``key``.
+
+        Raises ``KeyReused`` or ``KeyInFlight`` like ``submit``.
+        """
+        record = None
+        if key is not None:
+            record = self.reserve(key_kind, key, body_hash(body), request_id)
+            if record.status == "completed":
+                assert record.body is not None
+                return Created(record.body, keyed=True, replay=True)
+        try:
+            machine = self.fleet.provision(body, key_kind)
+        except BaseException:
+            if record is not None:
+                self.roll_back(record)
+            raise
+        self.counts["machines_created"] += 1
+        answer = json.dumps(self.provision_answer(machine, request_id), separators=(",", ":"))
+        if record is not None:
+            self.complete(record, answer.encode())
+        lost = self.faults.machine_create_response_lost()
+        if lost:
+            self.faults.fire("machine_create_lose_response")
+        return Created(answer.encode(), keyed=record is not None, lose_response=lost)
+
+    def provision_answer(self, machine: SandboxMachine, request_id: str) -> dict[str, Any]:
+        """The ProvisionResponse body for a just-created machine."""
+        return {
+            "machine": machine.to_json(self.fleet.now(), billing=True),
+            "connection": machine.redacted_connection_json(),
+            "request_id": request_id,
+        }
 
     def reserve(self, key_kind: str, key: str, digest: str, request_id: str) -> IdempotencyRecord:
         """Take ``key`` for a create whose body hashes to ``digest``, or find what to replay.

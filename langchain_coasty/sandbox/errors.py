@@ -44,11 +44,12 @@ _RETRYABLE = frozenset(
         "LLM_PROVIDER_RATE_LIMITED",
     }
 )
+_KEYED_CREATES = frozenset({"/v1/runs", "/v1/machines"})
 _SUGGESTIONS = {
     "INVALID_API_KEY": "Send X-API-Key: sk-coasty-test-<hex> (or Authorization: Bearer <key>).",
     "VALIDATION_ERROR": "Fix the field named in error.details and send the request again.",
     "NOT_FOUND": "Check the id; test-mode and live-mode resources are isolated.",
-    "INVALID_STATE": "GET the run to see its status before cancelling or resuming it.",
+    "INVALID_STATE": "GET the run or machine to see its status before changing it.",
     "IDEMPOTENCY_KEY_REUSED": "Use a new Idempotency-Key for a different request body.",
     "IDEMPOTENCY_IN_FLIGHT": "Retry with the same Idempotency-Key, or GET /v1/idempotency/{key}.",
     "RATE_LIMITED": "Wait Retry-After seconds, then retry with the same Idempotency-Key.",
@@ -110,7 +111,7 @@ def _error_body(request: Request, exc: ApiError) -> Response:
         same_key = (
             retryable
             and request.method == "POST"
-            and path == "/v1/runs"
+            and path in _KEYED_CREATES
             and request.headers.get("idempotency-key") is not None
         )
     error: dict[str, Any] = {

@@ -22,6 +22,12 @@ from one RNG seeded with ``seed``, so the same request sequence meets the same f
                                        #   the client already has
      "stream_stall_rate": 0.0,         # per connection: after a random number of frames, send
      "stream_stall_seconds": 5,        #   nothing (no heartbeats) for this long
+     "machine_provision_fail_rate": 0.1,        # POST /v1/machines: the machine is created,
+                                                #   then goes provisioning -> error
+     "machine_start_delay_seconds": 0,          # sandbox seconds added to every start
+                                                #   (boot, start) of a machine
+     "machine_create_lose_response_rate": 0.1,  # the machine IS created (and its key
+                                                #   completed), then the answer is cut short
      "errors": [                       # one-shot scripted error responses, any /v1 route;
        {"method": "GET", "path": "/v1/runs/{id}", "status": 404, "code": "NOT_FOUND",
         "times": 1}]                   #   optional: message, retryable, retry_after,
@@ -47,6 +53,8 @@ _RATES = (
     "stream_cut_rate",
     "stream_duplicate_rate",
     "stream_stall_rate",
+    "machine_provision_fail_rate",
+    "machine_create_lose_response_rate",
 )
 CUT_MODES = ("abrupt", "clean", "random")
 MAX_DELAY_SECONDS = 3600
@@ -96,6 +104,9 @@ class FaultConfig:
     stream_duplicate_rate: float = 0.0
     stream_stall_rate: float = 0.0
     stream_stall_seconds: float = 5.0
+    machine_provision_fail_rate: float = 0.0
+    machine_start_delay_seconds: float = 0.0
+    machine_create_lose_response_rate: float = 0.0
     errors: list[ScriptedError] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,7 +150,11 @@ def parse_fault_config(raw: dict[str, Any], default_seed: int) -> FaultConfig:
             isinstance(value, int) and not isinstance(value, bool) and value >= 0
         ):
             raise ValueError(f"{name} must be an integer >= 0")
-        if name in ("create_delay_seconds", "stream_stall_seconds") and not (
+        if name in (
+            "create_delay_seconds",
+            "stream_stall_seconds",
+            "machine_start_delay_seconds",
+        ) and not (
             isinstance(value, int | float)
             and not isinstance(value, bool)
             and 0 <= value <= MAX_DELAY_SECONDS
@@ -216,6 +231,12 @@ class FaultInjector:
 
     def create_response_lost(self) -> bool:
         return self._draw(self.config.create_lose_response_rate)
+
+    def machine_provision_fails(self) -> bool:
+        return self._draw(self.config.machine_provision_fail_rate)
+
+    def machine_create_response_lost(self) -> bool:
+        return self._draw(self.config.machine_create_lose_response_rate)
 
     def for_stream(self, reconnect: bool) -> StreamFaults:
         c = self.config

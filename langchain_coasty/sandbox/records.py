@@ -68,6 +68,9 @@ class SandboxConfig:
     request_id_header: bool = True
     rate_limit_headers: bool = False
     credits_headers: bool = False
+    machine_phase_seconds: float = 0.1
+    """How long (sandbox seconds) each transient machine phase lasts: creating, provisioning
+    and starting (a boot takes three), stopping, restarting."""
 
     def update(self, values: dict[str, Any]) -> None:
         """Apply known settings; raises ValueError on an unknown name or a bad value."""

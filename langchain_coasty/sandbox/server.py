@@ -93,6 +93,20 @@ class SandboxControl:
         result: dict[str, Any] = self._call("GET", "info")
         return result
 
+    def machines(self) -> list[dict[str, Any]]:
+        """Every machine created since the reset, oldest first, with status and end_reason."""
+        data: list[dict[str, Any]] = self._call("GET", "machines")["data"]
+        return data
+
+    def live_machines(self) -> list[dict[str, Any]]:
+        """The created machines not yet terminated (empty when every one was torn down)."""
+        return [m for m in self.machines() if m["status"] != "terminated"]
+
+    def advance_clock(self, seconds: float) -> dict[str, Any]:
+        """Move sandbox time forward: boots finish, leases fire, meters run that much."""
+        result: dict[str, Any] = self._call("POST", "clock", {"advance_seconds": seconds})
+        return result
+
     def close(self) -> None:
         if self._http is not None:
             self._http.close()

@@ -1,4 +1,5 @@
-"""Request validation for the sandbox, following the published RunRequest schema.
+"""Request validation for the sandbox, following the published RunRequest, ProvisionRequest
+and UpdateMachineRequest schemas.
 
 Each check returns a ``Problem`` that names the offending field and its limit, which the
 app turns into a 422 ``VALIDATION_ERROR`` (message and ``details`` both name them). The
@@ -260,6 +261,99 @@ def validate_run_request(body: Any) -> Problem | None:
                 "at most 50 keys",
                 f"metadata must have at most 50 keys (got {len(metadata)}).",
             )
+    return None
+
+
+PROVISION_REQUEST_FIELDS = (
+    "display_name",
+    "os_type",
+    "desktop_enabled",
+    "cpu_cores",
+    "memory_gb",
+    "storage_gb",
+    "restore_from_snapshot",
+    "ttl_minutes",
+    "metadata",
+)
+OS_TYPES = ("linux", "windows")
+MAX_MACHINE_METADATA = 16
+
+
+def _boolean(body: dict[str, Any], field: str, *, nullable: bool) -> Problem | None:
+    if field not in body or (body[field] is None and nullable):
+        return None
+    if not isinstance(body[field], bool):
+        kind = "true, false or null" if nullable else "true or false"
+        return Problem(field, kind, f"{field} must be {kind}.")
+    return None
+
+
+def _machine_metadata(body: dict[str, Any]) -> Problem | None:
+    if "metadata" not in body:
+        return None
+    metadata = body["metadata"]
+    limit = "at most 16 entries; keys <= 64 chars, values <= 256 chars"
+    if not isinstance(metadata, dict):
+        return Problem("metadata", limit, "metadata must be an object of strings.")
+    if len(metadata) > MAX_MACHINE_METADATA:
+        return Problem(
+            "metadata", limit, f"metadata must have at most 16 entries (got {len(metadata)})."
+        )
+    for key, value in metadata.items():
+        if len(key) > 64:
+            return Problem(
+                "metadata", limit, f"metadata keys must be <= 64 chars (got {len(key)})."
+            )
+        if not isinstance(value, str) or len(value) > 256:
+            return Problem(
+                "metadata", limit, f"metadata[{key[:64]!r}] must be a string of <= 256 chars."
+            )
+    return None
+
+
+def validate_provision_request(body: Any) -> Problem | None:
+    """Check a POST /v1/machines body against ProvisionRequest; return the first problem."""
+    if not isinstance(body, dict):
+        return Problem("body", "a JSON object", "The request body must be a JSON object.")
+    for key in body:
+        if key not in PROVISION_REQUEST_FIELDS:
+            return Problem(
+                str(key),
+                "not allowed",
+                f"Unknown field {key!r}: ProvisionRequest does not allow additional properties "
+                f"(allowed: {', '.join(PROVISION_REQUEST_FIELDS)}).",
+            )
+    if "display_name" not in body:
+        return Problem("display_name", "required", "display_name is required.")
+    checks = (
+        _string(body, "display_name", min_len=1, max_len=64, nullable=False),
+        _enum(body, "os_type", OS_TYPES),
+        _boolean(body, "desktop_enabled", nullable=False),
+        _integer(body, "cpu_cores", 1, 16, nullable=True),
+        _integer(body, "memory_gb", 1, 64, nullable=True),
+        _integer(body, "storage_gb", 8, 500, nullable=True),
+        _boolean(body, "restore_from_snapshot", nullable=True),
+        _integer(body, "ttl_minutes", 5, 10080, nullable=True),
+        _machine_metadata(body),
+    )
+    return next((problem for problem in checks if problem), None)
+
+
+def validate_update_machine_request(body: Any) -> Problem | None:
+    """Check a PATCH /v1/machines/{id} body: ``ttl_minutes`` 0 (clear) or 5..10080."""
+    if not isinstance(body, dict):
+        return Problem("body", "a JSON object", "The request body must be a JSON object.")
+    for key in body:
+        if key != "ttl_minutes":
+            return Problem(
+                str(key), "not allowed", f"Unknown field {key!r}: send only ttl_minutes."
+            )
+    limit = "0 (clears the lease) or 5..10080"
+    if "ttl_minutes" not in body:
+        return Problem("ttl_minutes", "required", "ttl_minutes is required.")
+    value: Any = body["ttl_minutes"]
+    if not _is_int(value) or not (int(value) == 0 or 5 <= int(value) <= 10080):
+        return Problem("ttl_minutes", limit, f"ttl_minutes must be {limit} (got {value!r}).")
     return None
 
 

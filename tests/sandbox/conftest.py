@@ -1,7 +1,8 @@
 """Helpers for driving the sandbox over real loopback HTTP with raw httpx + httpx-sse.
 
 Every JSON body the API returns through ``api`` is validated against the trimmed published
-schemas in ``tests/schemas``; every SSE event read through ``read_events`` against RunEvent.
+schemas in ``tests/schemas`` (generated from the contract's components, descriptions and
+defaults dropped); every SSE event read through ``read_events`` against RunEvent.
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ _ROUTES = [
     ("GET", re.compile(r"^/v1/idempotency/[^/]+$"), "IdempotencyLookupResponse"),
     ("GET", re.compile(r"^/v1/health$"), "HealthResponse"),
     ("GET", re.compile(r"^/v1/machines$"), "ListMachinesResponse"),
+    ("POST", re.compile(r"^/v1/machines$"), "ProvisionResponse"),
+    ("GET", re.compile(r"^/v1/machines/health$"), "HealthResponse"),
+    ("GET", re.compile(r"^/v1/machines/pricing$"), "MachinePricingResponse"),
+    ("GET", re.compile(r"^/v1/machines/[^/]+/connection$"), "ConnectionDetailsFull"),
+    ("POST", re.compile(r"^/v1/machines/[^/]+/(start|stop|restart)$"), "LifecycleResponse"),
+    ("GET", re.compile(r"^/v1/machines/[^/]+$"), "GetMachineResponse"),
+    ("PATCH", re.compile(r"^/v1/machines/[^/]+$"), "UpdateMachineResponse"),
+    ("DELETE", re.compile(r"^/v1/machines/[^/]+$"), "LifecycleResponse"),
+    ("GET", re.compile(r"^/v1/billing/active$"), "BillingActiveResponse"),
     ("*", re.compile(r"^/v1/runs(/[^/]+(/cancel|/resume)?)?$"), "RunResponse"),
 ]
 

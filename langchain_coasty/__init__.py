@@ -73,6 +73,15 @@ if TYPE_CHECKING:
         InvalidRequestError as InvalidRequestError,
     )
     from langchain_coasty.client import (
+        MachineRecord as MachineRecord,
+    )
+    from langchain_coasty.client import (
+        MachineStateError as MachineStateError,
+    )
+    from langchain_coasty.client import (
+        MachineStatus as MachineStatus,
+    )
+    from langchain_coasty.client import (
         NotFoundError as NotFoundError,
     )
     from langchain_coasty.client import (
@@ -152,6 +161,8 @@ _EXPORTS: dict[str, str] = {
     "RunEvent": _CLIENT,
     "RunStatus": _CLIENT,
     "RunsPage": _CLIENT,
+    "MachineRecord": _CLIENT,
+    "MachineStatus": _CLIENT,
     # the error tree
     "CoastyError": _CLIENT,
     "APIConnectionError": _CLIENT,
@@ -171,6 +182,7 @@ _EXPORTS: dict[str, str] = {
     "RateLimitError": _CLIENT,
     "InternalServerError": _CLIENT,
     "InvalidRequestError": _CLIENT,
+    "MachineStateError": _CLIENT,
     # LangChain: runnable, tools, toolkit
     "CoastyRunnable": "langchain_coasty.runnable",
     "FollowedRun": "langchain_coasty.runnable",

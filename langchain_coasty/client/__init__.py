@@ -7,6 +7,10 @@ with CoastyClient() as client:  # COASTY_API_KEY, COASTY_BASE_URL from the envir
     run = client.runs.create(machine_id="m-1", task="Open the invoices folder")
     for event in client.runs.events(run.id):
         print(event.seq, event.type, event.data)
+
+    machine = client.machines.create("worker", ttl_minutes=60)  # the lease: a last line
+    client.machines.wait_until(machine.id, "running", timeout=300)
+    client.machines.delete(machine.id)
 ```
 """
 
@@ -25,6 +29,7 @@ from langchain_coasty.client._errors import (
     InsufficientCreditsError,
     InternalServerError,
     InvalidRequestError,
+    MachineStateError,
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
@@ -32,12 +37,25 @@ from langchain_coasty.client._errors import (
     RateLimitError,
     UnprocessableEntityError,
 )
+from langchain_coasty.client._machine_models import (
+    BillingActiveItem,
+    BillingActiveResponse,
+    LifecycleResponse,
+    Machine,
+    MachineBilling,
+    MachineConnection,
+    MachineConnectionSummary,
+    MachinePricing,
+    MachineRecord,
+    MachinesPage,
+    MachineStatus,
+    MachineUpdate,
+    ProvisionResult,
+)
 from langchain_coasty.client._models import (
     CreateResult,
     CuaVersionInfo,
     IdempotencyLookup,
-    Machine,
-    MachinesPage,
     ModelInfo,
     ModelsResponse,
     Run,
@@ -47,9 +65,11 @@ from langchain_coasty.client._models import (
 )
 from langchain_coasty.client._params import (
     LlmConfig,
+    ProvisionRequest,
     RunRequest,
     check_base_url,
     new_idempotency_key,
+    provision_request,
     run_request,
 )
 from langchain_coasty.client._retry import RetryPolicy
@@ -63,6 +83,8 @@ __all__ = [
     "AsyncEventStream",
     "AuthenticationError",
     "BadRequestError",
+    "BillingActiveItem",
+    "BillingActiveResponse",
     "CoastyClient",
     "CoastyError",
     "ConflictError",
@@ -76,14 +98,25 @@ __all__ = [
     "InsufficientCreditsError",
     "InternalServerError",
     "InvalidRequestError",
+    "LifecycleResponse",
     "LlmConfig",
     "Machine",
+    "MachineBilling",
+    "MachineConnection",
+    "MachineConnectionSummary",
+    "MachinePricing",
+    "MachineRecord",
+    "MachineStateError",
+    "MachineStatus",
+    "MachineUpdate",
     "MachinesPage",
     "ModelInfo",
     "ModelsResponse",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "ProvisionRequest",
+    "ProvisionResult",
     "RateLimit",
     "RateLimitError",
     "RetryPolicy",
@@ -95,5 +128,6 @@ __all__ = [
     "UnprocessableEntityError",
     "check_base_url",
     "new_idempotency_key",
+    "provision_request",
     "run_request",
 ]

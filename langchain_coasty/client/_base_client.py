@@ -15,7 +15,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
 
 import httpx
 from pydantic import SecretStr, ValidationError
@@ -30,10 +30,19 @@ from langchain_coasty.client._errors import (
     make_status_error,
     status_error_from_response,
 )
+from langchain_coasty.client._machine_models import (
+    BillingActiveResponse,
+    LifecycleResponse,
+    MachineConnection,
+    MachinePricing,
+    MachinesPage,
+    MachineUpdate,
+    ProvisionResult,
+    _MachineEnvelope,
+)
 from langchain_coasty.client._models import (
     CreateResult,
     IdempotencyLookup,
-    MachinesPage,
     ModelsResponse,
     Run,
     RunsPage,
@@ -54,7 +63,23 @@ __all__ = ["DEFAULT_BASE_URL"]
 logger = logging.getLogger("langchain_coasty.client")
 
 DEFAULT_BASE_URL = "https://coasty.ai"
-_Model = TypeVar("_Model", Run, RunsPage, MachinesPage, IdempotencyLookup, ModelsResponse)
+_Model = TypeVar(
+    "_Model",
+    Run,
+    RunsPage,
+    MachinesPage,
+    IdempotencyLookup,
+    ModelsResponse,
+    ProvisionResult,
+    _MachineEnvelope,
+    MachineConnection,
+    MachinePricing,
+    LifecycleResponse,
+    MachineUpdate,
+    BillingActiveResponse,
+)
+_Made = TypeVar("_Made", Run, ProvisionResult)
+_Result = TypeVar("_Result", CreateResult, ProvisionResult)
 _Resend = Literal["always", "unsent"]
 
 _sleep = time.sleep
@@ -129,12 +154,36 @@ def _unexpected_body(response: httpx.Response, what: str) -> _BadResponse:
     return error
 
 
-def _note_possible_create(error: CoastyError, key: str) -> CoastyError:
-    """Add to `error` that its create may have started a run, and how to find it."""
+@dataclass(frozen=True)
+class _CreateKind(Generic[_Made, _Result]):
+    """What one kind of keyed create posts to, what its answer holds, and the result made."""
+
+    path: str
+    noun: str
+    model: type[_Made]
+    finish: Callable[[_Made, str, bool], _Result]
+    """(what the server answered, the key, whether it was a replay) -> the call's result."""
+
+
+def _finish_run(run: Run, key: str, replayed: bool) -> CreateResult:
+    return CreateResult(run=run, replayed=replayed, idempotency_key=key)
+
+
+def _finish_machine(made: ProvisionResult, key: str, replayed: bool) -> ProvisionResult:
+    return made.model_copy(update={"replayed": replayed, "idempotency_key": key})
+
+
+_RUN_CREATE = _CreateKind("/v1/runs", "run", Run, _finish_run)
+_MACHINE_CREATE = _CreateKind("/v1/machines", "machine", ProvisionResult, _finish_machine)
+
+
+def _note_possible_create(error: CoastyError, key: str, noun: str = "run") -> CoastyError:
+    """Add to `error` that its create may have made a run (or machine), and how to find it."""
     error.idempotency_key = key
+    again = "create" if noun == "run" else "machines.create"
     note = (
-        f" The run may have been created: collect it with client.idempotency.get({key!r}) "
-        "(or create again with the same idempotency_key) once Coasty answers."
+        f" The {noun} may have been created: collect it with client.idempotency.get({key!r}) "
+        f"(or {again} again with the same idempotency_key) once Coasty answers."
     )
     if note not in error.message:
         error.message += note
@@ -142,16 +191,18 @@ def _note_possible_create(error: CoastyError, key: str) -> CoastyError:
     return error
 
 
-def _run_from_lookup(lookup: IdempotencyLookup, secrets: tuple[str, ...]) -> Run:
+def _made_from_lookup(
+    lookup: IdempotencyLookup, secrets: tuple[str, ...], kind: _CreateKind[_Made, Any]
+) -> _Made:
     status = lookup.original_status or 200
     if status >= 400:
         raise make_status_error(status, lookup.result, secrets=secrets)
     if not isinstance(lookup.result, dict):
-        raise _BadResponse("The idempotency record holds no run.")
+        raise _BadResponse(f"The idempotency record holds no {kind.noun}.")
     body = dict(lookup.result)
     body.setdefault("request_id", lookup.request_id)
     try:
-        return Run.model_validate(body)
+        return kind.model.model_validate(body)
     except ValidationError as exc:
         raise _BadResponse("The idempotency record holds an unexpected body.") from exc
 
@@ -203,13 +254,16 @@ class _RetryState:
         return delay
 
 
-class _Recovery:
+class _Recovery(Generic[_Made]):
     """A lookup by key of a create whose answer was lost, and when to poll it again."""
 
-    def __init__(self, attempts: _CreateAttempts, cause: CoastyError, *, final: bool) -> None:
-        self.key = attempts.key
-        self.cause = cause
-        self.final = final
+    def __init__(
+        self, attempts: _CreateAttempts[_Made, Any], cause: CoastyError, *, final: bool
+    ) -> None:
+        self.key: str = attempts.key
+        self.kind: _CreateKind[_Made, Any] = attempts.kind
+        self.cause: CoastyError = cause
+        self.final: bool = final
         """Whether the create gives up when the key is unknown (rather than re-sending)."""
         self._secrets = attempts.secrets
         self._deadline = time.monotonic() + attempts.policy.idempotency_wait
@@ -218,47 +272,56 @@ class _Recovery:
     def raise_unless_unknown(self, exc: CoastyError) -> None:
         """A 404 means no run was created; any other failure leaves the outcome unknown."""
         if not isinstance(exc, NotFoundError):
-            raise _note_possible_create(self.cause, self.key) from exc
+            raise _note_possible_create(self.cause, self.key, self.kind.noun) from exc
 
-    def after_record(self, lookup: IdempotencyLookup) -> Run | _Retry | None:
-        """The run, a poll to make later, or None when the record stays `processing`."""
+    def after_record(self, lookup: IdempotencyLookup) -> _Made | _Retry | None:
+        """What was made, a poll to make later, or None when the record stays `processing`."""
         if lookup.is_completed:
-            return _run_from_lookup(lookup, self._secrets)
+            return _made_from_lookup(lookup, self._secrets, self.kind)
         self._polls += 1
         if time.monotonic() >= self._deadline:
             return None  # a re-send with the same key attaches to the create in progress
         return _Retry(min(0.1 * 2**self._polls, 2.0))
 
 
-_CreateStep = CreateResult | _Retry | _Recovery
-"""What a create does next: return this result, wait and re-send, or look the key up."""
-
-
-class _CreateAttempts(_RetryState):
+class _CreateAttempts(_RetryState, Generic[_Made, _Result]):
     """The decisions of one logical create: re-sent only with its key, lost answers looked up."""
 
-    def __init__(self, client: _BaseClient[Any], key: str) -> None:
-        super().__init__(client, "POST", "/v1/runs", "always")
-        self.key = key
-        self.headers = client._create_headers(key)
+    @overload
+    def __init__(self: _CreateAttempts[Run, CreateResult], client: _BaseClient[Any], key: str): ...
+    @overload
+    def __init__(
+        self, client: _BaseClient[Any], key: str, kind: _CreateKind[_Made, _Result]
+    ) -> None: ...
+    def __init__(
+        self, client: _BaseClient[Any], key: str, kind: _CreateKind[Any, Any] = _RUN_CREATE
+    ) -> None:
+        super().__init__(client, "POST", kind.path, "always")
+        self.kind: _CreateKind[_Made, _Result] = kind
+        self.key: str = key
+        self.headers: dict[str, str] = client._create_headers(key)
         self.policy = client._policy
         self.secrets = client._secrets
         self.may_have_created = False
         """An earlier attempt of this call may have created the run."""
 
-    def after_response(self, response: httpx.Response) -> _CreateStep:
+    def after_response(self, response: httpx.Response) -> _Result | _Retry | _Recovery[_Made]:
         """The result of a success (`_BadResponse` for a garbled one), or what to do next."""
         if response.is_success:
             said = response.headers.get("x-coasty-idempotent-replay", "").lower() == "true"
-            run = self._client._routed(_parse(Run, response), self.key)
-            return self._result(run, replayed=said and not self.may_have_created)
+            made = _parse(self.kind.model, response)
+            if isinstance(made, Run):
+                self._client._routed(made, self.key)
+            return self._result(made, replayed=said and not self.may_have_created)
         error = status_error_from_response(response, secrets=self.secrets)
         if error.status_code >= 500:
             self.may_have_created = True
         may_resend = error.retryable and error.retry_with_same_idempotency_key
         return self._next(error, may_resend, error.retry_after)
 
-    def after_lost_answer(self, exc: httpx.RequestError | _BadResponse) -> _CreateStep:
+    def after_lost_answer(
+        self, exc: httpx.RequestError | _BadResponse
+    ) -> _Result | _Retry | _Recovery[_Made]:
         """Re-send what never reached the server; otherwise ask the server what happened."""
         if isinstance(exc, _BadResponse):
             error: CoastyError = exc
@@ -269,23 +332,27 @@ class _CreateAttempts(_RetryState):
         self.may_have_created = True
         return _Recovery(self, error, final=False)
 
-    def after_recovery(self, run: Run | None, recovery: _Recovery) -> _CreateStep:
-        """The recovered run, or, for an unknown key, a re-send (or the error when final)."""
-        if run is not None:
-            return self._result(run, replayed=not self.may_have_created)
+    def after_recovery(
+        self, made: _Made | None, recovery: _Recovery[_Made]
+    ) -> _Result | _Retry | _Recovery[_Made]:
+        """The recovered result, or, for an unknown key, a re-send (or the error when final)."""
+        if made is not None:
+            return self._result(made, replayed=not self.may_have_created)
         if recovery.final:
-            raise _note_possible_create(recovery.cause, self.key)
+            raise _note_possible_create(recovery.cause, self.key, self.kind.noun)
         return self._next(recovery.cause, True, None)
 
-    def _next(self, error: CoastyError, may_resend: bool, retry_after: float | None) -> _CreateStep:
+    def _next(
+        self, error: CoastyError, may_resend: bool, retry_after: float | None
+    ) -> _Result | _Retry | _Recovery[_Made]:
         if may_resend and self._can_retry():
             return _Retry(self._backoff(error, retry_after))
         if self.may_have_created or isinstance(error, IdempotencyInFlightError):
             return _Recovery(self, error, final=True)
         raise error
 
-    def _result(self, run: Run, *, replayed: bool) -> CreateResult:
-        return CreateResult(run=run, replayed=replayed, idempotency_key=self.key)
+    def _result(self, made: _Made, *, replayed: bool) -> _Result:
+        return self.kind.finish(made, self.key, replayed)
 
 
 class _BaseClient(Generic[_Http]):

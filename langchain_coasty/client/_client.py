@@ -17,28 +17,27 @@ from pydantic import SecretStr
 
 from langchain_coasty.client import _base_client
 from langchain_coasty.client._base_client import (
+    _MACHINE_CREATE,
+    _RUN_CREATE,
     _BadResponse,
     _BaseClient,
     _CreateAttempts,
-    _CreateStep,
+    _CreateKind,
     _health,
+    _Made,
     _parse,
     _Recovery,
     _Resend,
+    _Result,
     _Retry,
     _RetryState,
 )
 from langchain_coasty.client._deadline import new_client, overdue, send_within
 from langchain_coasty.client._errors import CoastyError
-from langchain_coasty.client._models import CreateResult, ModelsResponse, Run
-from langchain_coasty.client._resources import (
-    AsyncIdempotency,
-    AsyncMachines,
-    AsyncRuns,
-    Idempotency,
-    Machines,
-    Runs,
-)
+from langchain_coasty.client._machine_models import ProvisionResult
+from langchain_coasty.client._machines import AsyncBilling, AsyncMachines, Billing, Machines
+from langchain_coasty.client._models import CreateResult, ModelsResponse
+from langchain_coasty.client._resources import AsyncIdempotency, AsyncRuns, Idempotency, Runs
 
 __all__ = ["AsyncCoastyClient", "CoastyClient"]
 
@@ -88,6 +87,7 @@ class CoastyClient(_BaseClient[httpx.Client]):
         self.runs = Runs(self)
         self.idempotency = Idempotency(self)
         self.machines = Machines(self)
+        self.billing = Billing(self)
 
     def close(self) -> None:
         """Close the connection pools (not a caller-supplied `http_client`)."""
@@ -148,25 +148,35 @@ class CoastyClient(_BaseClient[httpx.Client]):
             _base_client._sleep(delay)
 
     def _create(self, body: dict[str, Any], key: str) -> CreateResult:
-        """One logical create: re-sent only with the same key, lost results recovered."""
-        attempts = _CreateAttempts(self, key)
+        """One logical run create: re-sent only with the same key, lost results recovered."""
+        return self._keyed_create(body, key, _RUN_CREATE)
+
+    def _provision(self, body: dict[str, Any], key: str) -> ProvisionResult:
+        """One logical machine create, with the same guarantees as `_create`."""
+        return self._keyed_create(body, key, _MACHINE_CREATE)
+
+    def _keyed_create(
+        self, body: dict[str, Any], key: str, kind: _CreateKind[_Made, _Result]
+    ) -> _Result:
+        """The loop of one keyed create (a run or a machine), its decisions in `_CreateAttempts`."""
+        attempts = _CreateAttempts(self, key, kind)
         while True:
-            step: _CreateStep
+            step: _Result | _Retry | _Recovery[_Made]
             try:
                 response = self._pool(key).post(
-                    self._url("/v1/runs"), json=body, headers=attempts.headers, timeout=self.timeout
+                    self._url(kind.path), json=body, headers=attempts.headers, timeout=self.timeout
                 )
                 step = attempts.after_response(response)
             except (httpx.RequestError, _BadResponse) as exc:
                 step = attempts.after_lost_answer(exc)
             while isinstance(step, _Recovery):
                 step = attempts.after_recovery(self._recover(step), step)
-            if isinstance(step, CreateResult):
+            if not isinstance(step, _Retry):
                 return step
             _base_client._sleep(step.delay)
 
-    def _recover(self, recovery: _Recovery) -> Run | None:
-        """Collect a lost create's result by key: the Run, or None when there is none (yet)."""
+    def _recover(self, recovery: _Recovery[_Made]) -> _Made | None:
+        """Collect a lost create's result by key: what was made, or None when nothing (yet)."""
         while True:
             try:
                 lookup = self.idempotency.get(recovery.key)
@@ -217,6 +227,7 @@ class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
         self.runs = AsyncRuns(self)
         self.idempotency = AsyncIdempotency(self)
         self.machines = AsyncMachines(self)
+        self.billing = AsyncBilling(self)
 
     async def close(self) -> None:
         """Close the connection pools (not a caller-supplied `http_client`)."""
@@ -279,25 +290,35 @@ class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
             await _base_client._asleep(delay)
 
     async def _create(self, body: dict[str, Any], key: str) -> CreateResult:
-        """One logical create: re-sent only with the same key, lost results recovered."""
-        attempts = _CreateAttempts(self, key)
+        """One logical run create: re-sent only with the same key, lost results recovered."""
+        return await self._keyed_create(body, key, _RUN_CREATE)
+
+    async def _provision(self, body: dict[str, Any], key: str) -> ProvisionResult:
+        """One logical machine create, with the same guarantees as `_create`."""
+        return await self._keyed_create(body, key, _MACHINE_CREATE)
+
+    async def _keyed_create(
+        self, body: dict[str, Any], key: str, kind: _CreateKind[_Made, _Result]
+    ) -> _Result:
+        """The loop of one keyed create (a run or a machine), its decisions in `_CreateAttempts`."""
+        attempts = _CreateAttempts(self, key, kind)
         while True:
-            step: _CreateStep
+            step: _Result | _Retry | _Recovery[_Made]
             try:
                 response = await self._pool(key).post(
-                    self._url("/v1/runs"), json=body, headers=attempts.headers, timeout=self.timeout
+                    self._url(kind.path), json=body, headers=attempts.headers, timeout=self.timeout
                 )
                 step = attempts.after_response(response)
             except (httpx.RequestError, _BadResponse) as exc:
                 step = attempts.after_lost_answer(exc)
             while isinstance(step, _Recovery):
                 step = attempts.after_recovery(await self._recover(step), step)
-            if isinstance(step, CreateResult):
+            if not isinstance(step, _Retry):
                 return step
             await _base_client._asleep(step.delay)
 
-    async def _recover(self, recovery: _Recovery) -> Run | None:
-        """Collect a lost create's result by key: the Run, or None when there is none (yet)."""
+    async def _recover(self, recovery: _Recovery[_Made]) -> _Made | None:
+        """Collect a lost create's result by key: what was made, or None when nothing (yet)."""
         while True:
             try:
                 lookup = await self.idempotency.get(recovery.key)

@@ -3,6 +3,7 @@
 ```
 CoastyError                         every error this package raises
 ├── InvalidRequestError (ValueError) rejected client-side, before any request is sent
+├── MachineStateError               a waited-for machine reached error or terminated instead
 ├── APIConnectionError              no usable response (connect, read, protocol errors)
 │   └── APITimeoutError             the request (or a local wait) timed out
 │       └── IdleTimeoutError        no event on a run's stream within its idle_timeout
@@ -52,6 +53,7 @@ __all__ = [
     "InsufficientCreditsError",
     "InternalServerError",
     "InvalidRequestError",
+    "MachineStateError",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
@@ -69,6 +71,8 @@ class CoastyError(Exception):
     """The run the error leaves in an unknown state, when there is one (recover it by id)."""
     idempotency_key: str | None = None
     """Key of a create that may have started a run (collect it with `idempotency.get`)."""
+    machine_id: str | None = None
+    """The machine the error is about, when there is one."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -82,6 +86,15 @@ class InvalidRequestError(CoastyError, ValueError):
         super().__init__(message)
         self.field = field
         self.limit = limit
+
+
+class MachineStateError(CoastyError):
+    """A machine being waited for reached a status it cannot leave on its own (error, ...)."""
+
+    def __init__(self, message: str, *, machine_id: str, status: str) -> None:
+        super().__init__(message)
+        self.machine_id = machine_id
+        self.status = status
 
 
 class APIConnectionError(CoastyError):

@@ -1,4 +1,4 @@
-"""Response models: runs, run events, pages and idempotency lookups.
+"""Response models: runs, run events, pages and idempotency lookups (machines: `_machine_models`).
 
 Parsing is tolerant: unknown fields are kept (``extra="allow"``) and unknown event types
 pass through, because Coasty adds fields within /v1 without notice.
@@ -10,6 +10,8 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_serializer
+
+from langchain_coasty.client._machine_models import Machine, MachinesPage
 
 __all__ = [
     "CreateResult",
@@ -128,26 +130,6 @@ class RunsPage(BaseModel):
 
     object: str = "list"
     data: list[Run]
-    has_more: bool = False
-    request_id: str | None = None
-
-
-class Machine(BaseModel):
-    """A machine runs can target (MachineRecord)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: str
-    display_name: str | None = None
-    status: str | None = None
-
-
-class MachinesPage(BaseModel):
-    """The result of `GET /v1/machines`."""
-
-    model_config = ConfigDict(extra="allow")
-
-    data: list[Machine]
     has_more: bool = False
     request_id: str | None = None
 

@@ -20,7 +20,16 @@ from pydantic_core import PydanticSerializationError
 from langchain_coasty.client._errors import InvalidRequestError
 from langchain_coasty.client._models import RunStatus
 
-__all__ = ["LlmConfig", "RunRequest", "new_idempotency_key", "run_request", "run_request_body"]
+__all__ = [
+    "LlmConfig",
+    "ProvisionRequest",
+    "RunRequest",
+    "new_idempotency_key",
+    "provision_request",
+    "provision_request_body",
+    "run_request",
+    "run_request_body",
+]
 
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_\-:]{1,128}")
 
@@ -61,6 +70,27 @@ _LIMITS: dict[str, str] = {
     "base_url": "an http(s) URL of the API host, such as https://coasty.ai (a trailing /v1 "
     "is accepted), without whitespace, query or fragment",
 }
+# The same, for the fields of a ProvisionRequest (whose metadata has other limits).
+_MACHINE_LIMITS: dict[str, str] = {
+    "display_name": "a string of 1..64 characters",
+    "os_type": "one of linux, windows",
+    "desktop_enabled": "true or false",
+    "cpu_cores": "an integer in 1..16, or None",
+    "memory_gb": "an integer in 1..64, or None",
+    "storage_gb": "an integer in 8..500, or None",
+    "restore_from_snapshot": "true, false or None",
+    "ttl_minutes": "an integer in 5..10080 (minutes), or None",
+    "metadata": "at most 16 entries of string keys (<= 64 chars) and string values "
+    "(<= 256 chars), or None",
+}
+_UPDATE_LIMITS = {"ttl_minutes": "0 (clears the lease) or an integer in 5..10080 (minutes)"}
+_LIMITS.update(
+    {
+        "machine_status": "one of creating, provisioning, starting, running, stopping, "
+        "stopped, restarting, suspended, deleting, terminated, error",
+        "poll_interval": "a positive number of seconds up to 1000000, or None",
+    }
+)
 _MAX_SECONDS = 1_000_000  # beyond this, OS timers overflow
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
 
@@ -99,6 +129,23 @@ class RunRequest(BaseModel):
     llm: LlmConfig | None = None
 
 
+class ProvisionRequest(BaseModel):
+    """Body of `POST /v1/machines`, mirroring the published ProvisionRequest schema."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    display_name: str = Field(min_length=1, max_length=64)
+    os_type: Literal["linux", "windows"] = "linux"
+    desktop_enabled: bool = False
+    cpu_cores: int | None = Field(default=None, ge=1, le=16)
+    memory_gb: int | None = Field(default=None, ge=1, le=64)
+    storage_gb: int | None = Field(default=None, ge=8, le=500)
+    restore_from_snapshot: bool | None = None
+    ttl_minutes: int | None = Field(default=None, ge=5, le=10080)
+    """Auto-destroy lease from creation (5 minutes to 7 days): the last line of teardown."""
+    metadata: dict[str, str] | None = None
+
+
 def _summarize(value: object) -> str:
     if isinstance(value, dict):
         return f"an object with {len(value)} keys"
@@ -108,13 +155,76 @@ def _summarize(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def invalid(field: str, value: object = None, *, problem: str | None = None) -> InvalidRequestError:
+def invalid(
+    field: str,
+    value: object = None,
+    *,
+    problem: str | None = None,
+    limits: Mapping[str, str] = _LIMITS,
+) -> InvalidRequestError:
     """The error for a rejected parameter, naming the field and its limit."""
-    limit = _LIMITS.get(field, "see the API reference")
+    limit = limits.get(field, "see the API reference")
     detail = problem or f"got {_summarize(value)}"
     return InvalidRequestError(
         f"Invalid parameter `{field}`: must be {limit} ({detail}).", field=field, limit=limit
     )
+
+
+def _from_machine_validation_error(exc: ValidationError) -> InvalidRequestError:
+    first = exc.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else "body"
+    if first["type"] == "extra_forbidden":
+        return InvalidRequestError(
+            f"Unknown parameter `{field}`: ProvisionRequest accepts only "
+            + ", ".join(ProvisionRequest.model_fields)
+            + ".",
+            field=field,
+            limit="a documented ProvisionRequest field",
+        )
+    if first["type"] == "missing":
+        return invalid(field, problem="missing", limits=_MACHINE_LIMITS)
+    value = first.get("input") if len(first["loc"]) == 1 else None
+    return invalid(field, value, limits=_MACHINE_LIMITS)
+
+
+def _check_machine_metadata(metadata: object) -> None:
+    if metadata is None:
+        return
+    if not isinstance(metadata, Mapping):
+        raise invalid("metadata", metadata, limits=_MACHINE_LIMITS)
+    if len(metadata) > 16:
+        raise invalid("metadata", problem=f"got {len(metadata)} entries", limits=_MACHINE_LIMITS)
+    for key, value in metadata.items():
+        if not isinstance(key, str) or len(key) > 64:
+            raise invalid("metadata", problem=f"key {_summarize(key)}", limits=_MACHINE_LIMITS)
+        if not isinstance(value, str) or len(value) > 256:
+            problem = f"value of {key!r} is {_summarize(value)}"
+            raise invalid("metadata", problem=problem, limits=_MACHINE_LIMITS)
+
+
+def provision_request(fields: Mapping[str, Any]) -> ProvisionRequest:
+    """Validate ProvisionRequest fields once; `InvalidRequestError` names the field and limit."""
+    _check_machine_metadata(fields.get("metadata"))
+    try:
+        return ProvisionRequest.model_validate(dict(fields))
+    except ValidationError as exc:
+        raise _from_machine_validation_error(exc) from None
+
+
+def provision_request_body(request: ProvisionRequest) -> dict[str, Any]:
+    """The JSON body of a validated provision request: the fields set, each JSON text."""
+    if not isinstance(request, ProvisionRequest):
+        raise TypeError(
+            "Expected a ProvisionRequest (build one with provision_request), "
+            f"not {type(request).__name__}."
+        )
+    body = request.model_dump(mode="json", include=request.model_fields_set)
+    for name, value in body.items():
+        try:
+            json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except ValueError:  # a lone surrogate (UnicodeError is a ValueError)
+            raise invalid(name, problem="not valid JSON text", limits=_MACHINE_LIMITS) from None
+    return body
 
 
 def _from_validation_error(exc: ValidationError) -> InvalidRequestError:
@@ -250,6 +360,29 @@ def check_run_id(run_id: str) -> str:
     if not isinstance(run_id, str) or not run_id.strip() or not _utf8(run_id):
         raise invalid("run_id", run_id)
     return run_id
+
+
+def check_machine_id(machine_id: str) -> str:
+    """Reject an empty, oversized or non-string machine id before it reaches a URL."""
+    if (
+        not isinstance(machine_id, str)
+        or not machine_id.strip()
+        or len(machine_id) > 128
+        or not _utf8(machine_id)
+    ):
+        raise invalid("machine_id", machine_id)
+    return machine_id
+
+
+def check_ttl_update(ttl_minutes: int) -> dict[str, Any]:
+    """The body of a lease update: 0 clears the lease, 5..10080 sets it from now."""
+    if (
+        isinstance(ttl_minutes, bool)
+        or not isinstance(ttl_minutes, int)
+        or not (ttl_minutes == 0 or 5 <= ttl_minutes <= 10080)
+    ):
+        raise invalid("ttl_minutes", ttl_minutes, limits=_UPDATE_LIMITS)
+    return {"ttl_minutes": ttl_minutes}
 
 
 def check_note(note: str | None) -> dict[str, Any]:

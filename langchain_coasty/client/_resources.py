@@ -1,4 +1,6 @@
-"""The resources of a client: `runs`, `idempotency` and `machines`, sync and async side by side.
+"""The resources of a client: `runs` and `idempotency`, sync and async side by side.
+
+(`machines` and `billing` are in `_machines`.)
 
 A resource checks its parameters, calls its client's request loop and parses the answer; it
 holds no state but the client it belongs to.
@@ -21,7 +23,6 @@ from langchain_coasty.client._errors import APITimeoutError
 from langchain_coasty.client._models import (
     CreateResult,
     IdempotencyLookup,
-    MachinesPage,
     Run,
     RunsPage,
     RunStatus,
@@ -30,7 +31,6 @@ from langchain_coasty.client._params import (
     RunRequest,
     check_after,
     check_idempotency_key,
-    check_limit,
     check_list_params,
     check_note,
     check_run_id,
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from langchain_coasty.client._base_client import _Resend
+    from langchain_coasty.client._machine_models import ProvisionResult
     from langchain_coasty.client._retry import RetryPolicy
 
 
@@ -65,6 +66,7 @@ class _SyncClient(_ClientCore, Protocol):
 
     def _pool(self, route: str) -> httpx.Client: ...
     def _create(self, body: dict[str, Any], key: str) -> CreateResult: ...
+    def _provision(self, body: dict[str, Any], key: str) -> ProvisionResult: ...
     def _request(
         self,
         method: str,
@@ -82,6 +84,7 @@ class _AsyncClient(_ClientCore, Protocol):
 
     def _pool(self, route: str) -> httpx.AsyncClient: ...
     async def _create(self, body: dict[str, Any], key: str) -> CreateResult: ...
+    async def _provision(self, body: dict[str, Any], key: str) -> ProvisionResult: ...
     async def _request(
         self,
         method: str,
@@ -94,7 +97,7 @@ class _AsyncClient(_ClientCore, Protocol):
     ) -> httpx.Response: ...
 
 
-__all__ = ["AsyncIdempotency", "AsyncMachines", "AsyncRuns", "Idempotency", "Machines", "Runs"]
+__all__ = ["AsyncIdempotency", "AsyncRuns", "Idempotency", "Runs"]
 
 
 def _run_path(run_id: str, suffix: str = "") -> str:
@@ -255,18 +258,6 @@ class Idempotency:
         return _parse(IdempotencyLookup, self._client._request("GET", path, route=key))
 
 
-class Machines:
-    """`client.machines`: the machines runs can target."""
-
-    def __init__(self, client: _SyncClient) -> None:
-        self._client = client
-
-    def list(self, limit: int = 50) -> MachinesPage:
-        """`GET /v1/machines`."""
-        params = {"limit": check_limit(limit)}
-        return _parse(MachinesPage, self._client._request("GET", "/v1/machines", params=params))
-
-
 # -------------------------------------------------------------------------- async
 
 
@@ -381,16 +372,3 @@ class AsyncIdempotency:
         """`GET /v1/idempotency/{key}`; NotFoundError for an unknown or expired key."""
         path = f"/v1/idempotency/{quote(check_idempotency_key(key), safe='')}"
         return _parse(IdempotencyLookup, await self._client._request("GET", path, route=key))
-
-
-class AsyncMachines:
-    """`client.machines` of the async client."""
-
-    def __init__(self, client: _AsyncClient) -> None:
-        self._client = client
-
-    async def list(self, limit: int = 50) -> MachinesPage:
-        """`GET /v1/machines`."""
-        params = {"limit": check_limit(limit)}
-        response = await self._client._request("GET", "/v1/machines", params=params)
-        return _parse(MachinesPage, response)

@@ -11,7 +11,14 @@ import json
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SecretStr,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "BillingActiveItem",
@@ -104,6 +111,11 @@ class MachineRecord(BaseModel):
     def _status(cls, value: object) -> object:
         return _known_status(value)
 
+    @field_serializer("status")
+    def _status_as_text(self, status: MachineStatus | str | None) -> str | None:
+        # Plain text in dumps, so checkpointers store the record without the enum.
+        return None if status is None else str(getattr(status, "value", status))
+
     @property
     def is_running(self) -> bool:
         """True when runs can target the machine now."""
@@ -185,6 +197,11 @@ class LifecycleResponse(BaseModel):
     @classmethod
     def _status(cls, value: object) -> object:
         return _known_status(value)
+
+    @field_serializer("status")
+    def _status_as_text(self, status: MachineStatus | str | None) -> str | None:
+        # Plain text in dumps, so checkpointers store the record without the enum.
+        return None if status is None else str(getattr(status, "value", status))
 
 
 class MachineUpdate(BaseModel):
@@ -268,6 +285,11 @@ class BillingActiveItem(BaseModel):
     @classmethod
     def _status(cls, value: object) -> object:
         return _known_status(value)
+
+    @field_serializer("status")
+    def _status_as_text(self, status: MachineStatus | str | None) -> str | None:
+        # Plain text in dumps, so checkpointers store the record without the enum.
+        return None if status is None else str(getattr(status, "value", status))
 
 
 class BillingActiveResponse(BaseModel):

@@ -23,6 +23,7 @@ import json
 import secrets
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -46,6 +47,10 @@ MACHINE_IDS = ("m-sandbox-1", "m-sandbox-2", "m-sandbox-3", "m-sandbox-4")
 LIVE_MACHINE_IDS = tuple(f"mch_test_{n:024x}" for n in (0xA11CE, 0xB0B, 0xC0FFEE, 0xD00D))
 """Machine ids shaped like the live API's (``id_style="live"``)."""
 _FILLER_YIELD_EVERY = 512
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 class InvalidState(Exception):
@@ -234,38 +239,51 @@ class Engine:
 
         Raises ``KeyReused`` or ``KeyInFlight``; a failed or cancelled create rolls back.
         """
-        record = None
-        if key is not None:
-            record = self.reserve(key_kind, key, body_hash(body), request_id)
-            if record.status == "completed":
-                assert record.body is not None
-                return Created(record.body, keyed=True, replay=True)
-        try:
+
+        async def make() -> bytes:
             delay = self.faults.config.create_delay_seconds
             if delay > 0:
                 self.faults.fire("create_delay")
                 await asyncio.sleep(delay)
             run = self.create(body, key_kind, llm)
-        except BaseException:
-            if record is not None:
-                self.roll_back(record)
-            raise
-        payload = json.dumps(run.to_json(request_id, include_secret=True), separators=(",", ":"))
-        answer = payload.encode()
-        if record is not None:
-            self.complete(record, answer)
-        lost = self.faults.create_response_lost()
-        if lost:
-            self.faults.fire("create_lose_response")
-        return Created(answer, keyed=record is not None, lose_response=lost)
+            return _dumps(run.to_json(request_id, include_secret=True))
 
-    def submit_machine(
+        def lose() -> bool:
+            lost = self.faults.create_response_lost()
+            if lost:
+                self.faults.fire("create_lose_response")
+            return lost
+
+        return await self._keyed(body, key_kind, key, request_id, make, lose)
+
+    async def submit_machine(
         self, body: dict[str, Any], key_kind: str, *, key: str | None, request_id: str
     ) -> Created:
-        """Provision a machine for a validated body, or replay the first answer for its ``key``.
+        """Provision a machine for a validated body, or replay the first answer for its ``key``."""
 
-        Raises ``KeyReused`` or ``KeyInFlight`` like ``submit``.
-        """
+        async def make() -> bytes:
+            machine = self.fleet.provision(body, key_kind)
+            self.counts["machines_created"] += 1
+            return _dumps(self.provision_answer(machine, request_id))
+
+        def lose() -> bool:
+            lost = self.faults.machine_create_response_lost()
+            if lost:
+                self.faults.fire("machine_create_lose_response")
+            return lost
+
+        return await self._keyed(body, key_kind, key, request_id, make, lose)
+
+    async def _keyed(
+        self,
+        body: dict[str, Any],
+        key_kind: str,
+        key: str | None,
+        request_id: str,
+        make: Callable[[], Awaitable[bytes]],
+        lose: Callable[[], bool],
+    ) -> Created:
+        """The idempotency protocol around one create: ``make`` runs once per key."""
         record = None
         if key is not None:
             record = self.reserve(key_kind, key, body_hash(body), request_id)
@@ -273,19 +291,14 @@ class Engine:
                 assert record.body is not None
                 return Created(record.body, keyed=True, replay=True)
         try:
-            machine = self.fleet.provision(body, key_kind)
+            answer = await make()
         except BaseException:
             if record is not None:
                 self.roll_back(record)
             raise
-        self.counts["machines_created"] += 1
-        answer = json.dumps(self.provision_answer(machine, request_id), separators=(",", ":"))
         if record is not None:
-            self.complete(record, answer.encode())
-        lost = self.faults.machine_create_response_lost()
-        if lost:
-            self.faults.fire("machine_create_lose_response")
-        return Created(answer.encode(), keyed=record is not None, lose_response=lost)
+            self.complete(record, answer)
+        return Created(answer, keyed=record is not None, lose_response=lose())
 
     def provision_answer(self, machine: SandboxMachine, request_id: str) -> dict[str, Any]:
         """The ProvisionResponse body for a just-created machine."""

@@ -84,7 +84,9 @@ class _MachinesApi:
         if problem:
             raise ApiError.invalid(problem)
         try:
-            created = engine.submit_machine(body, kind, key=key, request_id=_request_id(request))
+            created = await engine.submit_machine(
+                body, kind, key=key, request_id=_request_id(request)
+            )
         except KeyReused as exc:
             raise ApiError(
                 422,

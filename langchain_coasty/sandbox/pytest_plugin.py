@@ -3,7 +3,9 @@
 One sandbox server runs for the whole session (pace 0, instant runs); each test gets it
 reset: no runs, counters at zero, no faults, no custom scenarios, starting settings.
 Registered through the ``pytest11`` entry point; it imports nothing heavy until used.
-``COASTY_SANDBOX_ID_STYLE=live`` makes it mint ids the way the live API does.
+``COASTY_SANDBOX_ID_STYLE=live`` makes it mint ids the way the live API does. Machines:
+``coasty_sandbox.machines()`` / ``.live_machines()`` list the machines a test created (assert
+nothing is left running), ``coasty_sandbox.advance_clock(seconds)`` moves sandbox time.
 """
 
 from __future__ import annotations

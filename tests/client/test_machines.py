@@ -438,6 +438,7 @@ def test_machine_records_are_tolerant() -> None:
     assert record.billing is not None and record.billing.accrued_cents is None
     known = MachineRecord.model_validate({"id": "m-2", "status": "running"})
     assert known.status is MachineStatus.RUNNING and known.is_running
+    assert type(known.model_dump()["status"]) is str  # checkpointers need no enum
 
 
 def test_get_accepts_a_bare_record_too() -> None:

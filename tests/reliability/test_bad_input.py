@@ -361,6 +361,16 @@ ROUTES = [
     ("GET", "/v1/idempotency/{id}"),
     ("GET", "/v1/health"),
     ("GET", "/v1/machines"),
+    ("POST", "/v1/machines"),
+    ("GET", "/v1/machines/{mid}"),
+    ("PATCH", "/v1/machines/{mid}"),
+    ("DELETE", "/v1/machines/{mid}"),
+    ("POST", "/v1/machines/{mid}/start"),
+    ("POST", "/v1/machines/{mid}/stop"),
+    ("POST", "/v1/machines/{mid}/restart"),
+    ("GET", "/v1/machines/{mid}/connection"),
+    ("GET", "/v1/machines/pricing"),
+    ("GET", "/v1/billing/active"),
 ]
 header_values = st.text(
     alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=40
@@ -371,6 +381,13 @@ path_parts = st.one_of(header_values, texts.filter(bool)).map(
 run_request = st.fixed_dictionaries(
     {"machine_id": st.sampled_from(["m-sandbox-1", "", "nope"]), "task": st.one_of(texts, sized)},
     optional={name: ANY for name in CREATE_FIELDS[:-2]},
+)
+provision_request = st.fixed_dictionaries(
+    {"display_name": st.one_of(texts, sized)},
+    optional={
+        name: st.one_of(ANY, st.integers(-1, 20_000), st.sampled_from(["linux", "windows"]))
+        for name in ("os_type", "cpu_cores", "memory_gb", "storage_gb", "ttl_minutes", "metadata")
+    },
 )
 
 
@@ -430,6 +447,8 @@ CONTROL_ROUTES = [
     ("POST", "/_sandbox/faults"),
     ("DELETE", "/_sandbox/faults"),
     ("GET", "/_sandbox/webhooks"),
+    ("GET", "/_sandbox/machines"),
+    ("POST", "/_sandbox/clock"),
 ]
 DEPTHS = [2, 100, 101, 1_000, 100_000]
 
@@ -448,6 +467,7 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.integers(0, 9)) == 0:
         method = draw(st.sampled_from(["PUT", "DELETE", "PATCH", "GET", "POST"]))
     path = template.replace("{id}", draw(st.one_of(st.just("{run}"), path_parts)))
+    path = path.replace("{mid}", draw(st.one_of(st.just("{machine}"), path_parts)))
     if draw(st.integers(0, 9)) == 0:
         path = "/v1/" + draw(path_parts)
     headers: dict[str, Any] = {}
@@ -472,15 +492,19 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
         headers["Origin"] = draw(st.one_of(st.sampled_from(ORIGINS), header_values))
     params = draw(
         st.dictionaries(
-            st.sampled_from(["limit", "status", "after", "x"]),
+            st.sampled_from(["limit", "status", "after", "x", "ttl_minutes"]),
             st.one_of(counts, st.sampled_from(["running", "done", "\x00", "²"])),
             max_size=3,
         )
     )
-    body_kind = draw(st.sampled_from(["none", "run", "json", "bytes", "deep", "deep", "scalar"]))
+    body_kind = draw(
+        st.sampled_from(["none", "run", "machine", "json", "bytes", "deep", "deep", "scalar"])
+    )
     content: bytes | None = None
     if body_kind == "run":
         content = json.dumps(draw(run_request), default=repr).encode("utf-8", "replace")
+    elif body_kind == "machine":
+        content = json.dumps(draw(provision_request), default=repr).encode("utf-8", "replace")
     elif body_kind == "json":
         content = json.dumps(draw(ANY), default=repr).encode("utf-8", "replace")
     elif body_kind == "bytes":
@@ -504,14 +528,18 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
 def send(http: httpx.Client, sb: Any, request: dict[str, Any]) -> httpx.Response | None:
     """Send one drawn request; None for a stream of a real run's events (tested elsewhere).
 
-    ``{run}`` in the path is a run created for this request; ``{port}`` in a header the
-    sandbox's port.
+    ``{run}`` (``{machine}``) in the path is a run (machine) created for this request;
+    ``{port}`` in a header the sandbox's port.
     """
     request = {**request, "headers": dict(request["headers"])}
     if "{run}" in request["url"]:
         body = {"machine_id": sb.machine_id, "task": "Approve the invoice"}
         run = http.post("/v1/runs", json=body, headers={"X-API-Key": sb.api_key}).json()
         request["url"] = request["url"].replace("{run}", run["id"])
+    if "{machine}" in request["url"]:
+        body = {"display_name": "fuzzed"}
+        made = http.post("/v1/machines", json=body, headers={"X-API-Key": sb.api_key}).json()
+        request["url"] = request["url"].replace("{machine}", made["machine"]["id"])
     auth = request.pop("auth")
     if auth == "key":
         request["headers"]["X-API-Key"] = sb.api_key

@@ -113,6 +113,24 @@ ANSWERS: list[tuple[Any, str, str | None]] = [
     ({"action": "resume", "note": "go on"}, "resume", "go on"),
     ({"decisions": [{"type": "reject", "message": "not now"}]}, "cancel", None),
     ({"action": "cancel"}, "cancel", None),
+    (
+        {
+            "decisions": [
+                {
+                    "type": "edit",
+                    "edited_action": {
+                        "name": "coasty_computer",
+                        "args": {"answer": "account 7", "task": LOGIN_TASK},
+                    },
+                }
+            ]
+        },
+        "resume",
+        "account 7",
+    ),
+    ([{"type": "response", "args": "account 9"}], "resume", "account 9"),
+    ([{"type": "accept", "args": None}], "resume", None),
+    ([{"type": "ignore", "args": None}], "cancel", None),
 ]
 
 
@@ -129,12 +147,14 @@ async def test_create_agent_pause_becomes_interrupt(
     (interrupt,) = out["__interrupt__"]
     request = interrupt.value
     assert request["action_requests"][0]["name"] == "coasty_computer"
-    assert request["action_requests"][0]["args"] == {
-        "task": LOGIN_TASK,
-        "machine_id": sb.machine_id,
-    }
+    assert request["action_requests"][0]["args"] == {"answer": "", "task": LOGIN_TASK}
     assert "sign in" in request["action_requests"][0]["description"].lower()
-    assert request["review_configs"][0]["allowed_decisions"] == ["respond", "approve", "reject"]
+    assert request["review_configs"][0]["allowed_decisions"] == [
+        "approve",
+        "edit",
+        "reject",
+        "respond",
+    ]
     coasty = request["coasty"]
     assert coasty["machine_id"] == sb.machine_id
     assert coasty["question"] and coasty["reason"]

@@ -115,6 +115,7 @@ if TYPE_CHECKING:
         resume_from_webhook as resume_from_webhook,
     )
     from langchain_coasty.human import HumanAnswer as HumanAnswer
+    from langchain_coasty.middleware import CoastyMiddleware as CoastyMiddleware
     from langchain_coasty.runnable import (
         CoastyRunnable as CoastyRunnable,
     )
@@ -197,6 +198,7 @@ _EXPORTS: dict[str, str] = {
     "CoastyCallbackHandler": "langchain_coasty.callbacks",
     "AsyncCoastyCallbackHandler": "langchain_coasty.callbacks",
     "HumanAnswer": "langchain_coasty.human",
+    "CoastyMiddleware": "langchain_coasty.middleware",
     # webhooks and durable waits
     "verify_webhook": "langchain_coasty.webhooks",
     "verify_run_webhook": "langchain_coasty.webhooks",

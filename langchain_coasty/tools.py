@@ -440,6 +440,15 @@ def run_result(run: FollowedRun) -> tuple[str, Run]:
             run,
         )
     error = run.error or {}
+    if status == RunStatus.TIMED_OUT and _pause_expired(run, error):
+        question = _last_question(run.event_log) or run.awaiting_human_reason
+        asked = f" ({question.rstrip('.')})" if question else ""
+        raise ToolException(
+            f"Coasty run {run.id} timed out waiting for a person: nobody answered its "
+            f"pause{asked} within its awaiting_human_timeout_seconds, so the run ended after "
+            f"{run.steps_completed} steps ({cost}) and an answer given now cannot reach it. "
+            "Start a new run if the task still needs doing."
+        )
     code = error.get("code") or status.value.upper()
     message = error.get("message") or note or ""
     text = f"Coasty run {run.id} {status.value} after {run.steps_completed} steps ({cost})"
@@ -448,6 +457,11 @@ def run_result(run: FollowedRun) -> tuple[str, Run]:
         text += f" ({note})"
     if error.get("suggestion"):
         text += f" Suggestion: {error['suggestion']}"
+    if run.ended_before_call:
+        text += (
+            " This tool call's run had already ended: a retry of the same tool call reports "
+            "that run again rather than start a second one; make a new tool call to try again."
+        )
     raise ToolException(text)
 
 
@@ -489,6 +503,15 @@ def _not_paused(run_id: str) -> Iterator[None]:
 def _short(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text if len(text) <= _RESULT_CHARS else text[:_RESULT_CHARS] + "..."
+
+
+def _pause_expired(run: FollowedRun, error: dict[str, Any]) -> bool:
+    """Whether a timed-out run ended because its pause was not answered in time."""
+    if error.get("code") == "AWAITING_HUMAN_TIMEOUT":
+        return True
+    # A server that names it otherwise: the run's last step was a pause.
+    steps = [e["type"] for e in run.event_log if e.get("type") not in ("error", "status", "done")]
+    return bool(steps) and steps[-1] == "awaiting_human" and error.get("code") is None
 
 
 def _last_question(log: list[dict[str, Any]]) -> str | None:

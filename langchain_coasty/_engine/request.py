@@ -113,6 +113,9 @@ def _merged_fields(
         value = settings.run_metadata if name == "metadata" else getattr(settings, name, None)
         if value is not None:
             fields[name] = value
+    if settings.awaiting_human_timeout_seconds is None:
+        # Sent as null: "wait forever" on purpose, not whatever the server's default is.
+        fields["awaiting_human_timeout_seconds"] = None
     for name in RUN_FIELDS:
         if given.get(name) is not None:
             fields[name] = given[name]

@@ -65,6 +65,9 @@ class FollowedRun(Run):
     stop_reason: StopReason | None = None
     stop_note: str | None = None
     event_log: list[dict[str, Any]] = []
+    ended_before_call: bool = False
+    """The call found its run already ended: a retry or re-execution of the same tool call
+    reattaches to its run (same idempotency key) instead of starting a second one."""
 
 
 @dataclass(slots=True)
@@ -116,6 +119,7 @@ class RunSession:
         self.pauses_seen = 0
         self.pause_open = False
         """An answer was invalid: the pause stays open, to be answered again."""
+        self.ended_before_call = False
 
     @classmethod
     def for_call(
@@ -348,6 +352,7 @@ class RunSession:
             stop_reason=self.stop_reason,
             stop_note=self.stop_note if self.stop_reason else None,
             event_log=list(self.log),
+            ended_before_call=self.ended_before_call,
         )
         # The signing secret is kept in the secret store by run id, never on the artifact
         # (which lands in checkpoints, thread state sent to browsers and traces).

@@ -21,7 +21,16 @@ from langchain_coasty.client import AsyncCoastyClient, CoastyClient, RunRequest,
 from langchain_coasty.human import AwaitingHumanPolicy
 from langchain_coasty.webhook_secrets import WebhookSecretStore, as_secret_store
 
-__all__ = ["ClientCache", "CoastySettings", "WaitMode", "check_settings"]
+__all__ = [
+    "DEFAULT_PAUSE_TIMEOUT",
+    "ClientCache",
+    "CoastySettings",
+    "WaitMode",
+    "check_settings",
+]
+
+DEFAULT_PAUSE_TIMEOUT = 1800
+"""How long a run waits for a person by default (seconds) before Coasty ends it."""
 
 _MAX_SECONDS = 1_000_000  # beyond this, OS timers overflow
 _RUN_DEFAULTS = ("max_steps", "deadline_seconds", "awaiting_human_timeout_seconds")
@@ -124,7 +133,9 @@ class CoastySettings(BaseModel):
     """Server-side cap on agent steps (1..1000)."""
     deadline_seconds: int | None = None
     """Server-side wall-clock budget of a run."""
-    awaiting_human_timeout_seconds: int | None = None
+    awaiting_human_timeout_seconds: int | None = DEFAULT_PAUSE_TIMEOUT
+    """Server-side limit on a pause (1..86400 s; default 30 min), so an unanswered pause
+    never holds a run forever; the run then ends ``timed_out``. ``None`` waits forever."""
     webhook_url: str | None = None
     run_metadata: dict[str, Any] | None = None
     """Metadata sent with every run (merged with the graph position)."""

@@ -60,7 +60,7 @@ def stream_steps(session: RunSession, run: Run) -> Steps:
             answer = session.ask_person(earlier)
             yield from answer_ops(session, session.record_answer(answer, index))
     if session.progress.done:
-        session.done = True
+        session.done = session.ended_before_call = True
     else:
         yield OpenStream(run.id, after, session.settings.idle_timeout)
         while True:

@@ -63,6 +63,11 @@ it; bodies are bounded by ``max_body_bytes`` like /v1)::
                                  "replace": false} to add (format: ``scenarios`` module)
     GET    /_sandbox/faults      current faults; POST to set (format: ``faults`` module);
                                  DELETE to clear
+    POST   /_sandbox/runs/{id}/expire-pause
+                                 end a paused run now as its awaiting_human_timeout_seconds
+                                 would (``timed_out``, an ``error`` event
+                                 AWAITING_HUMAN_TIMEOUT, then ``done``); 409 when the run is
+                                 not paused or its pause never expires
     GET    /_sandbox/webhooks    webhook delivery attempts: url, status, error, event_id,
                                  event_type, run_id, attempt, delivered
     GET    /_sandbox/info        machine ids and settings
@@ -161,6 +166,7 @@ def create_app(
         Route("/_sandbox/config", control.config, methods=["GET", "POST"]),
         Route("/_sandbox/scenarios", control.scenarios, methods=["GET", "POST"]),
         Route("/_sandbox/faults", control.faults, methods=["GET", "POST", "DELETE"]),
+        Route("/_sandbox/runs/{run_id}/expire-pause", control.expire_pause, methods=["POST"]),
         Route("/_sandbox/webhooks", control.webhooks, methods=["GET"]),
         Route("/_sandbox/info", control.info, methods=["GET"]),
         Route("/_sandbox/machines", control.machines, methods=["GET"]),

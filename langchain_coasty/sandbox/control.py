@@ -21,7 +21,7 @@ from langchain_coasty.sandbox._http import (
     read_limited,
     split_authority,
 )
-from langchain_coasty.sandbox.engine import TERMINAL, Engine
+from langchain_coasty.sandbox.engine import TERMINAL, Engine, InvalidState
 from langchain_coasty.sandbox.errors import ApiError
 from langchain_coasty.sandbox.faults import parse_fault_config
 from langchain_coasty.sandbox.records import iso
@@ -154,6 +154,18 @@ class _Control:
             except ValueError as exc:
                 raise ApiError(422, "VALIDATION_ERROR", str(exc)) from exc
         return _response(_json(injector.config.to_dict()))
+
+    async def expire_pause(self, request: Request) -> Response:
+        """End a paused run as its pause timeout would, without waiting for it."""
+        self._guard(request)
+        run = self.engine.runs.get(request.path_params["run_id"])
+        if run is None:
+            raise ApiError(404, "NOT_FOUND", "No such run.")
+        try:
+            self.engine.expire_pause(run)
+        except InvalidState as exc:
+            raise ApiError(409, "INVALID_STATE", str(exc)) from exc
+        return _response(_json(run.to_json(None)))
 
     async def webhooks(self, request: Request) -> Response:
         self._guard(request)

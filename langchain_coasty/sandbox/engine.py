@@ -214,6 +214,16 @@ class Engine:
         if run.resume_waiter is not None and not run.resume_waiter.done():
             run.resume_waiter.set_result(note)
 
+    def expire_pause(self, run: SandboxRun) -> None:
+        """End a paused run now, as if its ``awaiting_human_timeout_seconds`` had passed."""
+        if run.status != "awaiting_human":
+            raise InvalidState(f"Run {run.id} is {run.status}, not awaiting_human.")
+        if run.awaiting_human_timeout_seconds is None:
+            raise InvalidState(
+                f"Run {run.id} has no awaiting_human_timeout_seconds: its pause never expires."
+            )
+        self._pause_timed_out(run)
+
     # -- creates: refusal faults and the idempotency protocol ----------------------------
 
     def admit_create(self) -> None:
@@ -483,19 +493,22 @@ class Engine:
             async with asyncio.timeout(run.awaiting_human_timeout_seconds):
                 await run.resume_waiter
         except TimeoutError:
-            self._finish(
-                run,
-                "timed_out",
-                error={
-                    "code": "AWAITING_HUMAN_TIMEOUT",
-                    "message": "Nobody resumed the run within awaiting_human_timeout_seconds="
-                    f"{run.awaiting_human_timeout_seconds}.",
-                },
-            )
+            self._pause_timed_out(run)
             return False
         finally:
             run.resume_waiter = None
         return True
+
+    def _pause_timed_out(self, run: SandboxRun) -> None:
+        self._finish(
+            run,
+            "timed_out",
+            error={
+                "code": "AWAITING_HUMAN_TIMEOUT",
+                "message": "Nobody resumed the run within awaiting_human_timeout_seconds="
+                f"{run.awaiting_human_timeout_seconds}.",
+            },
+        )
 
     def _deadline(self, run: SandboxRun) -> None:
         self._finish(

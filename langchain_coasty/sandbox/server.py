@@ -82,6 +82,11 @@ class SandboxControl:
         result: dict[str, Any] = self._call("POST", "faults", faults)
         return result
 
+    def expire_pause(self, run_id: str) -> dict[str, Any]:
+        """End a paused run now, as its ``awaiting_human_timeout_seconds`` would; the run."""
+        result: dict[str, Any] = self._call("POST", f"runs/{run_id}/expire-pause")
+        return result
+
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
 

@@ -158,6 +158,35 @@ def test_awaiting_human_timeout(api: httpx.Client, sb: CoastySandbox) -> None:
     assert events[-1]["data"]["error"]["code"] == "AWAITING_HUMAN_TIMEOUT"
 
 
+def test_expire_pause_ends_a_paused_run_as_its_timeout_would(
+    api: httpx.Client, sb: CoastySandbox
+) -> None:
+    run = create(api, sb.machine_id, task=LOGIN_TASK, awaiting_human_timeout_seconds=3600)
+    paused = events_until(api, run["id"], "awaiting_human")
+    assert api.get(f"/v1/runs/{run['id']}").json()["status"] == "awaiting_human"
+
+    expired = sb.expire_pause(run["id"])
+    assert expired["status"] == "timed_out"
+    rest = read_events(api, run["id"], after=paused[-1]["seq"])
+    assert types(rest) == ["error", "status", "done"]
+    assert rest[0]["data"]["code"] == "AWAITING_HUMAN_TIMEOUT"
+    assert "3600" in rest[0]["data"]["message"]
+    got = api.get(f"/v1/runs/{run['id']}").json()
+    assert got["status"] == "timed_out" and got["error"]["code"] == "AWAITING_HUMAN_TIMEOUT"
+    with pytest.raises(ValueError, match="INVALID_STATE"):
+        sb.expire_pause(run["id"])  # no longer paused
+
+
+def test_a_pause_without_a_timeout_never_expires(api: httpx.Client, sb: CoastySandbox) -> None:
+    run = create(api, sb.machine_id, task=LOGIN_TASK, awaiting_human_timeout_seconds=None)
+    events_until(api, run["id"], "awaiting_human")
+    with pytest.raises(ValueError, match="never expires"):
+        sb.expire_pause(run["id"])
+    assert api.get(f"/v1/runs/{run['id']}").json()["status"] == "awaiting_human"
+    with pytest.raises(ValueError, match="NOT_FOUND"):
+        sb.expire_pause("no-such-run")
+
+
 def test_deadline_times_the_run_out(api: httpx.Client, sb: CoastySandbox) -> None:
     run = create(api, sb.machine_id, task=LOGIN_TASK, deadline_seconds=1)
     events = read_events(api, run["id"])

@@ -52,6 +52,7 @@ EXPECTED_ALL = [
     "CoastyEventPayload",
     "COASTY_EVENT",
     "HumanAnswer",
+    "CoastyMiddleware",
 ]
 
 

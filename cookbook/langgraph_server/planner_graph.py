@@ -5,7 +5,8 @@ behaves the same after a server restart or on another worker); set ``PLANNER_MOD
 ``anthropic:claude-sonnet-4-5``) for a real one. The Coasty tool is configured from the
 environment: ``COASTY_API_KEY``, ``COASTY_BASE_URL``, ``COASTY_MACHINE_ID``, ``COASTY_WAIT``
 (``stream`` or ``durable``) and ``COASTY_WEBHOOK_URL``. The graph is compiled without a
-checkpointer: LangGraph Server brings its own.
+checkpointer: LangGraph Server brings its own. ``CoastyMiddleware`` cancels a paused Coasty
+run when the person moves on without answering it (Agent Chat UI's chat box).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from langchain_coasty import CoastyComputerTool
+from langchain_coasty import CoastyComputerTool, CoastyMiddleware
 
 SYSTEM_PROMPT = (
     "You plan work for a person. Hand anything that needs a computer (a desktop app, a "
@@ -45,7 +46,7 @@ class HistoryPlanner(BaseChatModel):
     def _decide(self, messages: list[BaseMessage]) -> AIMessage:
         last = messages[-1]
         if isinstance(last, ToolMessage):
-            return AIMessage(f"final: {last.content}")
+            return AIMessage(f"final: {last.text}")
         request = next(
             (m for m in reversed(messages) if isinstance(m, HumanMessage)), HumanMessage("")
         )
@@ -55,7 +56,8 @@ class HistoryPlanner(BaseChatModel):
             tool_calls=[
                 {
                     "name": "coasty_computer",
-                    "args": {"task": str(request.content)},
+                    # .text reads content blocks (Agent Chat UI's) and strings alike.
+                    "args": {"task": request.text},
                     "id": call_id,
                     "type": "tool_call",
                 }
@@ -103,4 +105,7 @@ def coasty_tool() -> CoastyComputerTool:
     )
 
 
-graph = create_agent(planner_model(), [coasty_tool()], system_prompt=SYSTEM_PROMPT)
+tool = coasty_tool()
+graph = create_agent(
+    planner_model(), [tool], system_prompt=SYSTEM_PROMPT, middleware=[CoastyMiddleware(tool)]
+)

@@ -83,7 +83,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     base_url = f"http://{args.host}:{sock.getsockname()[1]}"
     print(f"Coasty sandbox on {base_url}")
     print(f"  COASTY_BASE_URL={base_url}")
-    print(f"  COASTY_API_KEY=sk-coasty-test-{secrets.token_hex(16)}  (any sk-coasty-test-* works)")
+    key = f"sk-coasty-test-{secrets.token_hex(16)}"
+    print(f"  COASTY_API_KEY={key}  (any sk-coasty-test-<letters, digits, _> works)")
     print(f"  machines: {', '.join(engine.machine_ids)}; control plane: {base_url}/_sandbox/")
     sys.stdout.flush()
     server = uvicorn.Server(

@@ -93,3 +93,35 @@ def test_testing_your_agent_recipe() -> None:
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
     assert re.search(r"\b3 passed\b", out), out
+
+
+BLOCKS = [{"type": "text", "text": "Open the notes app"}, {"type": "text", "text": " and read it"}]
+
+
+@pytest.mark.parametrize("content", [BLOCKS, "Open the notes app and read it"])
+def test_planners_read_text_from_blocks_and_strings(
+    coasty_sandbox: Any, monkeypatch: pytest.MonkeyPatch, content: Any
+) -> None:
+    """Agent Chat UI sends content blocks: every planner turns them into the same task."""
+    from langchain.agents import create_agent
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from langchain_coasty import CoastyClient, CoastyComputerTool
+    from langchain_coasty.examples import ScriptedPlanner
+
+    monkeypatch.setenv("COASTY_API_KEY", coasty_sandbox.api_key)
+    monkeypatch.setenv("COASTY_BASE_URL", coasty_sandbox.base_url)
+    monkeypatch.setenv("COASTY_MACHINE_ID", coasty_sandbox.machine_id)
+    recipe = load_recipe("langgraph_server/planner_graph.py").graph
+    scripted = create_agent(
+        ScriptedPlanner(),
+        [CoastyComputerTool(machine_id=coasty_sandbox.machine_id)],
+        checkpointer=InMemorySaver(),
+    )
+    for number, graph in enumerate((recipe, scripted)):
+        message = {"role": "user", "content": content}
+        out = graph.invoke({"messages": [message]}, {"configurable": {"thread_id": f"t{number}"}})
+        assert "succeeded" in out["messages"][-1].text
+    with CoastyClient() as client:
+        tasks = [run.task for run in client.runs.list().data]
+    assert tasks == ["Open the notes app and read it"] * 2

@@ -106,6 +106,8 @@ async def test_thread_survives_a_server_restart(sb: Any, tmp_path: Path) -> None
         "LANGGRAPH_CLI_NO_ANALYTICS": "1",
         "LANGGRAPH_NO_VERSION_CHECK": "1",
         "LANGSMITH_API_KEY": "",
+        # This checkout's package, whichever one the environment has installed.
+        "PYTHONPATH": str(Path(__file__).parents[2]),
     }
     port = _free_port()
 

@@ -255,6 +255,52 @@ def test_tool_retry_middleware_reattaches_instead_of_a_second_run(sb: Any) -> No
     assert counters["create_replays"] == 2
 
 
+def test_tool_retry_middleware_reattaches_to_a_run_still_going(sb: Any) -> None:
+    """The first attempt fails and cannot cancel its run: the retry follows that same run."""
+    sb.inject(
+        errors=[
+            {
+                "method": "GET",
+                "path": "/v1/runs/{id}/events",
+                "status": 400,
+                "code": "BAD_REQUEST",
+                "retryable": False,
+                "times": 1,
+            },
+            {
+                "method": "POST",
+                "path": "/v1/runs/{id}/cancel",
+                "status": 500,
+                "code": "INTERNAL_ERROR",
+                "retryable": False,
+                "times": 1,
+            },
+        ]
+    )
+    tool = computer(sb, handle_tool_error=False)
+    agent = create_agent(
+        planner(tool_calls(call("coasty_computer", "c1", task=LOGIN_TASK))),
+        [tool],
+        middleware=[
+            ToolRetryMiddleware(
+                max_retries=2, retry_on=(ToolException,), initial_delay=0.0, jitter=False
+            ),
+            CoastyMiddleware(tool),
+        ],
+        checkpointer=InMemorySaver(),
+    )
+    out = agent.invoke({"messages": [HumanMessage("go")]}, cfg("t-retry-live"))
+    (pause,) = out["__interrupt__"]  # the retry reattached and met the run's pause
+    out = agent.invoke(Command(resume={pause.id: "the work account"}), cfg("t-retry-live"))
+    (message,) = last_tool_messages(out["messages"][:-1])
+    assert message.status == "success", message.content
+    assert message.artifact.id == pause.value["coasty"]["run_id"]
+    counters = sb.counters()
+    assert sum(counters["faults_fired"].values()) == 2, counters["faults_fired"]  # both fired
+    assert counters["runs_created"] == 1 and counters["create_replays"] >= 1
+    assert counters["cancels"] == 0 and counters["resumes"] == 1
+
+
 def test_tool_call_limit_middleware_stops_a_second_run(sb: Any) -> None:
     agent = create_agent(
         planner(

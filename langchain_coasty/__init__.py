@@ -115,6 +115,13 @@ if TYPE_CHECKING:
         resume_from_webhook as resume_from_webhook,
     )
     from langchain_coasty.human import HumanAnswer as HumanAnswer
+    from langchain_coasty.machines import CoastyMachinePool as CoastyMachinePool
+    from langchain_coasty.machines import MachinePerCall as MachinePerCall
+    from langchain_coasty.machines import MachinePerThread as MachinePerThread
+    from langchain_coasty.machines import MachineSpec as MachineSpec
+    from langchain_coasty.machines import MachineUsage as MachineUsage
+    from langchain_coasty.machines import arelease_thread_machine as arelease_thread_machine
+    from langchain_coasty.machines import release_thread_machine as release_thread_machine
     from langchain_coasty.middleware import CoastyMiddleware as CoastyMiddleware
     from langchain_coasty.runnable import (
         CoastyRunnable as CoastyRunnable,
@@ -198,6 +205,13 @@ _EXPORTS: dict[str, str] = {
     "CoastyCallbackHandler": "langchain_coasty.callbacks",
     "AsyncCoastyCallbackHandler": "langchain_coasty.callbacks",
     "HumanAnswer": "langchain_coasty.human",
+    "CoastyMachinePool": "langchain_coasty.machines",
+    "MachinePerCall": "langchain_coasty.machines",
+    "MachinePerThread": "langchain_coasty.machines",
+    "MachineSpec": "langchain_coasty.machines",
+    "MachineUsage": "langchain_coasty.machines",
+    "arelease_thread_machine": "langchain_coasty.machines",
+    "release_thread_machine": "langchain_coasty.machines",
     "CoastyMiddleware": "langchain_coasty.middleware",
     # webhooks and durable waits
     "verify_webhook": "langchain_coasty.webhooks",

@@ -48,6 +48,11 @@ class BoundedDict(Generic[_K, _V]):
                 self._items.move_to_end(key)
             return item
 
+    def pop(self, key: _K) -> _V | None:
+        """Remove and return the value under ``key`` (None when there is none)."""
+        with self._lock:
+            return self._items.pop(key, None)
+
     def __contains__(self, key: object) -> bool:
         with self._lock:
             return key in self._items

@@ -35,6 +35,11 @@ from langchain_coasty.client import (
     Run,
     RunStatus,
 )
+from langchain_coasty.machines import (
+    MachinePerThread,
+    arelease_thread_machine,
+    release_thread_machine,
+)
 
 __all__ = [
     "CoastyMiddleware",
@@ -135,8 +140,10 @@ class CoastyMiddleware(AgentMiddleware[AgentState[Any], Any]):
 
     ``settings`` (the tool itself, a toolkit, a runnable or ``CoastySettings``) gives the
     clients (default: ``COASTY_API_KEY`` / ``COASTY_BASE_URL``) and, for a tool, the tool
-    name to watch. Each hook is switched by an option of its own
-    (``cancel_orphaned_pauses``), so further hooks come as further options.
+    name to watch. Each hook is switched by an option of its own:
+    ``cancel_orphaned_pauses`` (``before_agent``) and ``release_thread_machines``
+    (``after_agent``: when the settings use ``MachinePerThread``, the thread's machine is
+    terminated at the end of the agent run, unless a run on it still waits for a person).
     """
 
     def __init__(
@@ -145,6 +152,7 @@ class CoastyMiddleware(AgentMiddleware[AgentState[Any], Any]):
         *,
         tool_names: Sequence[str] | None = None,
         cancel_orphaned_pauses: bool = True,
+        release_thread_machines: bool = True,
     ) -> None:
         super().__init__()
         self.settings = settings if settings is not None else CoastySettings()
@@ -153,6 +161,7 @@ class CoastyMiddleware(AgentMiddleware[AgentState[Any], Any]):
             tool_names = (own,) if isinstance(own, str) else DEFAULT_TOOL_NAMES
         self.tool_names = tuple(tool_names)
         self.cancels_orphaned_pauses = cancel_orphaned_pauses
+        self.releases_thread_machines = release_thread_machines
 
     def before_agent(self, state: AgentState[Any], runtime: Runtime[Any]) -> dict[str, Any] | None:
         """When the thread moves on, cancel the paused runs nobody will answer."""
@@ -178,6 +187,45 @@ class CoastyMiddleware(AgentMiddleware[AgentState[Any], Any]):
                 tool_names=self.tool_names,
             )
         return None
+
+    def _thread_to_release(self) -> str | None:
+        if not self.releases_thread_machines:
+            return None
+        if not isinstance(getattr(self.settings, "machine", None), MachinePerThread):
+            return None
+        return _thread_id()
+
+    def after_agent(self, state: AgentState[Any], runtime: Runtime[Any]) -> dict[str, Any] | None:
+        """At the end of the agent run, terminate the thread's machine (none left billing)."""
+        thread_id = self._thread_to_release()
+        if thread_id is not None:
+            client = self.settings.get_client()
+            page = client.runs.list(status=RunStatus.AWAITING_HUMAN, limit=_LIST_LIMIT)
+            release_thread_machine(thread_id, client, keep=_paused_machines(page.data, thread_id))
+        return None
+
+    async def aafter_agent(
+        self, state: AgentState[Any], runtime: Runtime[Any]
+    ) -> dict[str, Any] | None:
+        """Async twin of ``after_agent``."""
+        thread_id = self._thread_to_release()
+        if thread_id is not None:
+            client = self.settings.get_async_client()
+            page = await client.runs.list(status=RunStatus.AWAITING_HUMAN, limit=_LIST_LIMIT)
+            keep = _paused_machines(page.data, thread_id)
+            await arelease_thread_machine(thread_id, client, keep=keep)
+        return None
+
+
+def _paused_machines(runs: Iterable[Run], thread_id: str) -> frozenset[str]:
+    """Machines of the thread's runs that still wait for a person (they keep their machine)."""
+    return frozenset(
+        run.machine_id
+        for run in runs
+        if run.status == RunStatus.AWAITING_HUMAN
+        and (run.metadata or {}).get(THREAD_ID_KEY) == thread_id
+        and run.machine_id
+    )
 
 
 def _carries_a_run(artifact: Any) -> bool:

@@ -13,11 +13,20 @@ from langchain_core.callbacks import (
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 
 from langchain_coasty._engine.drivers import drive_async, drive_sync
+from langchain_coasty._engine.machine_call import (
+    CheckedCall,
+    amachine_for_call,
+    check_call,
+    machine_for_call,
+    on_machine,
+    record_usage,
+)
 from langchain_coasty._engine.request import CoastyInput
 from langchain_coasty._engine.session import FollowedRun, RunSession
 from langchain_coasty._engine.settings import CoastySettings
 from langchain_coasty._engine.steps import call_steps
 from langchain_coasty.client import RunEvent
+from langchain_coasty.machines import MachineLease
 
 __all__ = ["CoastyInput", "CoastyRunnable", "FollowedRun"]
 
@@ -113,14 +122,29 @@ class CoastyRunnable(RunnableSerializable[CoastyInput, FollowedRun], CoastySetti
             async for event in stream:
                 yield event
 
+    def _checked(self, input: CoastyInput, config: RunnableConfig) -> CheckedCall | None:
+        """Under a ``machine=`` policy, the input checked before the machine is made."""
+        return None if self.machine is None else check_call(self, input, config)
+
+    def _session(
+        self, input: CoastyInput, config: RunnableConfig, lease: MachineLease | None
+    ) -> RunSession:
+        given = input if lease is None else on_machine(input, lease.machine_id)
+        session = RunSession.for_call(self, given, config)
+        session.lease = lease
+        return session
+
     def _invoke(
         self, input: CoastyInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> FollowedRun:
-        session = RunSession.for_call(self, input, config)
-        steps = call_steps(session)
-        for _ in drive_sync(session, steps, self.get_client(), run_manager.get_child()):
-            pass
+        checked = self._checked(input, config)
+        with machine_for_call(self, checked, config) as lease:
+            session = self._session(input, config, lease)
+            steps = call_steps(session)
+            for _ in drive_sync(session, steps, self.get_client(), run_manager.get_child()):
+                pass
         assert session.result is not None
+        record_usage(session.result, lease)
         return session.result
 
     async def _ainvoke(
@@ -129,13 +153,17 @@ class CoastyRunnable(RunnableSerializable[CoastyInput, FollowedRun], CoastySetti
         run_manager: AsyncCallbackManagerForChainRun,
         config: RunnableConfig,
     ) -> FollowedRun:
-        session = RunSession.for_call(self, input, config)
-        steps = call_steps(session)
-        follow = drive_async(session, steps, self.get_async_client(), run_manager.get_child())
-        async with aclosing(follow) as events:
-            async for _ in events:
-                pass
+        checked = self._checked(input, config)
+        async with amachine_for_call(self, checked, config) as lease:
+            session = self._session(input, config, lease)
+            steps = call_steps(session)
+            client = self.get_async_client()
+            follow = drive_async(session, steps, client, run_manager.get_child())
+            async with aclosing(follow) as events:
+                async for _ in events:
+                    pass
         assert session.result is not None
+        record_usage(session.result, lease)
         return session.result
 
     def _stream_events(
@@ -145,9 +173,12 @@ class CoastyRunnable(RunnableSerializable[CoastyInput, FollowedRun], CoastySetti
         config: RunnableConfig,
     ) -> Iterator[RunEvent]:
         for input in inputs:
-            session = RunSession.for_call(self, input, config)
-            steps = call_steps(session)
-            yield from drive_sync(session, steps, self.get_client(), run_manager.get_child())
+            checked = self._checked(input, config)
+            with machine_for_call(self, checked, config) as lease:
+                session = self._session(input, config, lease)
+                steps = call_steps(session)
+                yield from drive_sync(session, steps, self.get_client(), run_manager.get_child())
+            record_usage(session.result, lease)
 
     async def _astream_events(
         self,
@@ -156,9 +187,13 @@ class CoastyRunnable(RunnableSerializable[CoastyInput, FollowedRun], CoastySetti
         config: RunnableConfig,
     ) -> AsyncGenerator[RunEvent, None]:
         async for input in inputs:
-            session = RunSession.for_call(self, input, config)
-            steps = call_steps(session)
-            follow = drive_async(session, steps, self.get_async_client(), run_manager.get_child())
-            async with aclosing(follow) as events:
-                async for event in events:
-                    yield event
+            checked = self._checked(input, config)
+            async with amachine_for_call(self, checked, config) as lease:
+                session = self._session(input, config, lease)
+                steps = call_steps(session)
+                client = self.get_async_client()
+                follow = drive_async(session, steps, client, run_manager.get_child())
+                async with aclosing(follow) as events:
+                    async for event in events:
+                        yield event
+            record_usage(session.result, lease)

@@ -13,10 +13,18 @@ from langchain_core.tools import BaseTool, BaseToolkit, InjectedToolArg, ToolExc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from langchain_coasty._engine.drivers import drive_async, drive_sync
+from langchain_coasty._engine.machine_call import (
+    CheckedCall,
+    amachine_for_call,
+    check_call,
+    machine_for_call,
+    record_usage,
+)
 from langchain_coasty._engine.session import FollowedRun, RunSession
 from langchain_coasty._engine.settings import CoastySettings
 from langchain_coasty._engine.steps import call_steps, stream_steps
 from langchain_coasty.client import APIStatusError, CoastyError, ConflictError, Run, RunStatus
+from langchain_coasty.machines import MachineLease
 
 __all__ = [
     "CoastyCancelRunTool",
@@ -146,26 +154,51 @@ class CoastyComputerTool(_CoastyTool):
     @model_validator(mode="after")
     def _pick_schema(self) -> CoastyComputerTool:
         if self.args_schema is None:
-            self.args_schema = (
-                ComputerTaskInput if self.machine_id is not None else ComputerTaskMachineInput
-            )
+            fixed = self.machine_id is not None or self.machine is not None
+            self.args_schema = ComputerTaskInput if fixed else ComputerTaskMachineInput
         return self
 
-    def _session(
-        self, task: str, machine_id: str | None, instructions: str | None, runtime: Any
-    ) -> RunSession:
+    def _given(self, task: str, machine_id: str | None) -> dict[str, Any]:
         given: dict[str, Any] = {"task": task}
-        if machine_id and self.machine_id is None:
+        if machine_id and self.machine_id is None and self.machine is None:
             given["machine_id"] = machine_id
+        return given
+
+    def _session(
+        self,
+        task: str,
+        machine_id: str | None,
+        instructions: str | None,
+        runtime: Any,
+        lease: MachineLease | None = None,
+    ) -> RunSession:
+        given = self._given(task, machine_id)
+        if lease is not None:
+            given["machine_id"] = lease.machine_id
         # Only input problems become tool errors here: an invalid answer to a pause must
         # reach LangGraph untouched so that the interrupt can be answered again.
         with _tool_errors(ValueError):
-            return RunSession.for_call(
+            session = RunSession.for_call(
                 self,
                 given,
                 ensure_config(),
                 runtime=runtime,
                 action_name=self.name,
+                extra_instructions=instructions,
+            )
+        session.lease = lease
+        return session
+
+    def _checked(self, task: str, instructions: str | None, runtime: Any) -> CheckedCall | None:
+        """Under a ``machine=`` policy, the call checked before its machine is made."""
+        if self.machine is None:
+            return None
+        with _tool_errors(ValueError):
+            return check_call(
+                self,
+                self._given(task, None),
+                ensure_config(),
+                runtime=runtime,
                 extra_instructions=instructions,
             )
 
@@ -177,12 +210,17 @@ class CoastyComputerTool(_CoastyTool):
         runtime: Any = None,
         run_manager: CallbackManagerForToolRun | None = None,
     ) -> tuple[str, Run]:
-        session = self._session(task, machine_id, instructions, runtime)
+        checked = self._checked(task, instructions, runtime)
+        if checked is None:
+            session = self._session(task, machine_id, instructions, runtime)
         callbacks = run_manager.get_child() if run_manager else None
-        with _tool_errors():
+        with _tool_errors(), machine_for_call(self, checked, ensure_config()) as lease:
+            if lease is not None:
+                session = self._session(task, None, instructions, runtime, lease)
             for _ in drive_sync(session, call_steps(session), self.get_client(), callbacks):
                 pass
         assert session.result is not None
+        record_usage(session.result, lease)
         return run_result(session.result)
 
     async def _arun(
@@ -193,15 +231,21 @@ class CoastyComputerTool(_CoastyTool):
         runtime: Any = None,
         run_manager: AsyncCallbackManagerForToolRun | None = None,
     ) -> tuple[str, Run]:
-        session = self._session(task, machine_id, instructions, runtime)
+        checked = self._checked(task, instructions, runtime)
+        if checked is None:
+            session = self._session(task, machine_id, instructions, runtime)
         callbacks = run_manager.get_child() if run_manager else None
         with _tool_errors():
-            client = self.get_async_client()
-            follow = drive_async(session, call_steps(session), client, callbacks)
-            async with aclosing(follow) as events:
-                async for _ in events:
-                    pass
+            async with amachine_for_call(self, checked, ensure_config()) as lease:
+                if lease is not None:
+                    session = self._session(task, None, instructions, runtime, lease)
+                client = self.get_async_client()
+                follow = drive_async(session, call_steps(session), client, callbacks)
+                async with aclosing(follow) as events:
+                    async for _ in events:
+                        pass
         assert session.result is not None
+        record_usage(session.result, lease)
         return run_result(session.result)
 
 
@@ -413,6 +457,13 @@ def describe_run(run: Run) -> str:
 
 def run_result(run: FollowedRun) -> tuple[str, Run]:
     """Content and artifact for a followed run; raise ``ToolException`` when it did not succeed."""
+    content, artifact = _run_result(run)
+    if run.machine is not None:
+        content = f"{content} {run.machine.describe()}"
+    return content, artifact
+
+
+def _run_result(run: FollowedRun) -> tuple[str, Run]:
     reason, note = run.stop_reason, run.stop_note
     status = RunStatus(run.status)
     cost = f"${run.cost_usd:.2f}"

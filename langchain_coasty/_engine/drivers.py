@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import time
 from collections.abc import AsyncGenerator, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ from langchain_coasty._engine.ops import (
     NextEvent,
     OpenStream,
     ReadEvents,
+    RenewLease,
     Resume,
     Steps,
     StreamEnd,
@@ -65,6 +67,8 @@ if TYPE_CHECKING:
     )
 
 __all__ = ["CANCEL_TIMEOUT", "drive_async", "drive_sync"]
+
+logger = logging.getLogger("langchain_coasty")
 
 CANCEL_TIMEOUT = 5.0
 """Longest wait for the cancel sent on the way out (async; sync: for finding a cut create)."""
@@ -133,6 +137,11 @@ def drive_sync(
                 case Cancel(run_id=run_id, quiet=quiet):
                     with contextlib.suppress(CoastyError if quiet else ConflictError):
                         client.runs.cancel(run_id)
+                case RenewLease(machine_id=machine_id, minutes=minutes):
+                    try:
+                        client.machines.update(machine_id, ttl_minutes=minutes)
+                    except CoastyError as exc:
+                        _lease_not_renewed(machine_id, exc)
                 case AskPolicy(policy=policy, pause=pause):
                     value = policy(pause)
                     if inspect.isawaitable(value):
@@ -228,6 +237,11 @@ async def drive_async(
                 case Cancel(run_id=run_id, quiet=quiet):
                     with contextlib.suppress(CoastyError if quiet else ConflictError):
                         await client.runs.cancel(run_id)
+                case RenewLease(machine_id=machine_id, minutes=minutes):
+                    try:
+                        await client.machines.update(machine_id, ttl_minutes=minutes)
+                    except CoastyError as exc:
+                        _lease_not_renewed(machine_id, exc)
                 case AskPolicy(policy=policy, pause=pause):
                     value = policy(pause)
                     if inspect.isawaitable(value):
@@ -277,6 +291,11 @@ async def _astart_child(
     manager.add_tags(["coasty"])
     manager.add_metadata(meta)
     return await manager.on_chain_start(None, inputs, name="coasty_run")
+
+
+def _lease_not_renewed(machine_id: str, exc: CoastyError) -> None:
+    """A failed renewal does not stop the run: the lease is only the last line of teardown."""
+    logger.warning("Could not renew the lease of machine %s: %s", machine_id, exc)
 
 
 def _cancel(client: CoastyClient, run_id: str) -> None:

@@ -126,6 +126,14 @@ class Cancel:
 
 
 @dataclass(slots=True)
+class RenewLease:
+    """Set the lease of the run's machine to ``minutes`` from now; returns None."""
+
+    machine_id: str
+    minutes: int
+
+
+@dataclass(slots=True)
 class AskPolicy:
     """Call the callable ``on_awaiting_human`` policy with the pause; returns its answer."""
 
@@ -145,6 +153,7 @@ Op: TypeAlias = (
     | Resume
     | Cancel
     | AskPolicy
+    | RenewLease
 )
 """Every operation a step generator may yield."""
 

@@ -8,6 +8,7 @@ and ``durable_steps``; the drivers carry them out.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,11 +36,13 @@ from langchain_coasty.human import (
     build_pause_request,
     parse_answer,
 )
+from langchain_coasty.machines import MachineUsage, pause_lease_minutes
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
 
     from langchain_coasty._engine.settings import CoastySettings
+    from langchain_coasty.machines import MachineLease
 
 __all__ = ["FollowedRun", "Observation", "PauseAction", "RunSession", "StopReason"]
 
@@ -65,6 +68,8 @@ class FollowedRun(Run):
     stop_reason: StopReason | None = None
     stop_note: str | None = None
     event_log: list[dict[str, Any]] = []
+    machine: MachineUsage | None = None
+    """The machine the package provisioned or lent for the call, and its cost (else None)."""
     ended_before_call: bool = False
     """The call found its run already ended: a retry or re-execution of the same tool call
     reattaches to its run (same idempotency key) instead of starting a second one."""
@@ -120,6 +125,9 @@ class RunSession:
         self.pause_open = False
         """An answer was invalid: the pause stays open, to be answered again."""
         self.ended_before_call = False
+        self.lease: MachineLease | None = None
+        """The machine this package provisioned for the run, whose lease it renews."""
+        self._lease_renewed = time.monotonic()
 
     @classmethod
     def for_call(
@@ -147,6 +155,25 @@ class RunSession:
     ) -> RunSession:
         """The session of a call that follows a run created elsewhere (e.g. after a resume)."""
         return cls(settings, None, graph_context(config), config=config, action_name=action_name)
+
+    def lease_renewal(self, *, for_pause: bool = False) -> tuple[str, int] | None:
+        """(machine id, minutes) when the machine's lease is due a renewal, else None.
+
+        While the run goes, every third of the lease; at a pause, long enough to cover the
+        pause timeout (the person may look at the machine before answering).
+        """
+        lease = self.lease
+        if lease is None:
+            return None
+        now = time.monotonic()
+        if for_pause:
+            self._lease_renewed = now
+            timeout = self.settings.awaiting_human_timeout_seconds
+            return lease.machine_id, pause_lease_minutes(lease, timeout)
+        if now - self._lease_renewed < lease.ttl_minutes * 20:  # a third of it, in seconds
+            return None
+        self._lease_renewed = now
+        return lease.machine_id, lease.ttl_minutes
 
     @property
     def policy(self) -> AwaitingHumanPolicy:

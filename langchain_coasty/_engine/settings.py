@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field
 
 from langchain_coasty.client import AsyncCoastyClient, CoastyClient, RunRequest, check_base_url
 from langchain_coasty.human import AwaitingHumanPolicy
+from langchain_coasty.machines import policy_of
 from langchain_coasty.webhook_secrets import WebhookSecretStore, as_secret_store
 
 __all__ = [
@@ -123,7 +124,10 @@ class CoastySettings(BaseModel):
     base_url: str = Field(default_factory=from_env("COASTY_BASE_URL", default="https://coasty.ai"))
     """API base URL; env ``COASTY_BASE_URL``."""
     machine_id: str | None = None
-    """Machine the runs target (the LLM may choose one when this is not set)."""
+    """Machine the runs target (the LLM may choose one when neither this nor ``machine`` is set)."""
+    machine: Any = Field(default=None, exclude=True)
+    """A machine policy instead of a fixed id: ``MachinePerThread(spec)``,
+    ``MachinePerCall(spec)`` or a ``CoastyMachinePool``; see ``langchain_coasty.machines``."""
     cua_version: Literal["v1", "v3", "v4", "v5"] | None = None
     instructions: str | None = None
     """Appended to Coasty's agent prompt."""
@@ -168,6 +172,11 @@ class CoastySettings(BaseModel):
     def _within_limits(cls, value: Any, info: Any) -> Any:
         _check(info.field_name, value)
         return value
+
+    @field_validator("machine", mode="before")
+    @classmethod
+    def _machine_policy(cls, value: Any) -> Any:
+        return policy_of(value)
 
     @field_validator("base_url")
     @classmethod

@@ -28,6 +28,7 @@ from langchain_coasty._engine.ops import (
     GetRun,
     Op,
     OpenStream,
+    RenewLease,
     Steps,
     StreamEnd,
     answer_ops,
@@ -78,6 +79,9 @@ def stream_steps(session: RunSession, run: Run) -> Steps:
             if seen.deliver:
                 yield Deliver(session.payload(event), event)
             session.mark_delivered(event)
+            renewal = session.lease_renewal()
+            if renewal is not None:
+                yield RenewLease(*renewal)
             if event.type == "billing" and session.over_budget(_credits(event)):
                 yield from cancel_ops(session)
             pause = seen.pause
@@ -100,6 +104,10 @@ def _pause_steps(
     """Handle one pause; return True when following stops here (the pause is handed back)."""
     action = session.pause_action(pause, silent)
     index = session.pauses_seen
+    if action in ("interrupt", "return"):
+        cover = session.lease_renewal(for_pause=True)
+        if cover is not None:  # the machine waits with the run (a person may look at it)
+            yield RenewLease(*cover)
     if action == "interrupt":
         answer = session.ask_person(pause)
         yield from answer_ops(session, session.record_answer(answer, index))

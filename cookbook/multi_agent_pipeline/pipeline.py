@@ -1,7 +1,10 @@
-"""Multi-agent pipeline: a supervisor fans three tasks out to three Coasty machines at once.
+"""Multi-agent pipeline: a supervisor fans three tasks out to a pool of Coasty machines.
 
-A LangGraph supervisor assigns each job a machine and sends it to a worker node (``Send``);
-the three workers run in parallel, each following one Coasty run through ``CoastyRunnable``.
+A ``CoastyMachinePool`` provisions the machines in parallel before the graph starts and
+terminates every one of them when it ends (also on an error or Ctrl-C). The supervisor sends
+each job to a worker node (``Send``); the workers run in parallel, each following one Coasty
+run through ``CoastyRunnable(machine=pool)``, which borrows a free machine for the run and
+gives it back after (a paused run keeps its machine until it is answered).
 All runs' events arrive on one LangGraph custom stream (``{"coasty_event": payload}``, tagged
 with run and machine). When a run needs a person its worker interrupts; the driver routes each
 question to an automatic approver policy (sign-ins and one-time codes) or, for anything it
@@ -29,7 +32,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send
 
-from langchain_coasty import CoastyRunnable
+from langchain_coasty import CoastyMachinePool, CoastyRunnable, MachineSpec
 from langchain_coasty.callbacks import coasty_payload
 from langchain_coasty.examples import coasty_target
 
@@ -43,7 +46,6 @@ JOBS = {
 class Job(TypedDict):
     name: str
     task: str
-    machine_id: str
 
 
 class JobResult(TypedDict):
@@ -60,38 +62,33 @@ class PipelineState(TypedDict, total=False):
     """The supervisor's state: jobs in, one result per job out, then the total."""
 
     tasks: dict[str, str]
-    machines: list[str]
     jobs: list[Job]
     results: Annotated[list[JobResult], operator.add]
     total_cost_usd: float
 
 
-def build_pipeline(api_key: str, base_url: str, max_steps: int = 20) -> Any:
-    """The supervisor graph (with an in-memory checkpointer, so pauses can be answered)."""
+def build_pipeline(pool: CoastyMachinePool, max_steps: int = 20) -> Any:
+    """The supervisor graph on ``pool``'s machines (checkpointed, so pauses can be answered)."""
+    settings = pool.settings
 
     def supervisor(state: PipelineState) -> PipelineState:
-        machines = state["machines"]
-        jobs = [
-            Job(name=name, task=task, machine_id=machines[i % len(machines)])
-            for i, (name, task) in enumerate(state["tasks"].items())
-        ]
-        return {"jobs": jobs}
+        return {"jobs": [Job(name=name, task=task) for name, task in state["tasks"].items()]}
 
     def fan_out(state: PipelineState) -> list[Send]:
         return [Send("worker", job) for job in state["jobs"]]
 
     def worker(job: Job, config: RunnableConfig) -> PipelineState:
         runnable = CoastyRunnable(
-            api_key=api_key,
-            base_url=base_url,
-            machine_id=job["machine_id"],
+            api_key=settings.api_key,
+            base_url=settings.base_url,
+            machine=pool,
             max_steps=max_steps,
             on_awaiting_human="interrupt",
         )
         run = runnable.invoke(job["task"], config)
         result = JobResult(
             name=job["name"],
-            machine_id=job["machine_id"],
+            machine_id=run.machine_id,
             run_id=run.id,
             status=run.status.value,
             steps=run.steps_completed or 0,
@@ -149,14 +146,13 @@ def person_at_terminal(assume_yes: bool) -> Callable[[dict[str, Any]], Any]:
 def run_pipeline(
     graph: Any,
     tasks: dict[str, str],
-    machines: list[str],
     person: Callable[[dict[str, Any]], Any],
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[PipelineState, list[dict[str, Any]]]:
     """Drive the graph to the end; returns its final state and the routing decisions made."""
     config: RunnableConfig = {"configurable": {"thread_id": f"pipeline-{uuid.uuid4().hex[:8]}"}}
     routed: list[dict[str, Any]] = []
-    graph_input: Any = {"tasks": tasks, "machines": machines}
+    graph_input: Any = {"tasks": tasks}
     while graph_input is not None:
         answers: dict[str, Any] = {}
         for mode, chunk in graph.stream(graph_input, config, stream_mode=["updates", "custom"]):
@@ -202,18 +198,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Coasty multi-agent pipeline recipe")
     parser.add_argument("--pace", type=float, default=0.2, help="sandbox seconds per step")
     parser.add_argument("--yes", action="store_true", help="approve escalated pauses")
+    parser.add_argument("--machines", type=int, default=3, help="machines in the pool")
     args = parser.parse_args(argv)
     with coasty_target(pace=args.pace) as target:
-        machines = target.machine_ids[:3]
-        print(f"Coasty: {target.label}; machines {', '.join(machines)}")
-        graph = build_pipeline(target.api_key, target.base_url)
-        counts: dict[str, int] = {}
+        settings = CoastyRunnable(api_key=target.api_key, base_url=target.base_url)
+        print(f"Coasty: {target.label}; provisioning {args.machines} machines...")
+        spec = MachineSpec(ttl_minutes=60)
+        with CoastyMachinePool(args.machines, spec, settings=settings) as pool:
+            print(f"Pool ready: {', '.join(pool.machine_ids)}")
+            graph = build_pipeline(pool)
+            counts: dict[str, int] = {}
 
-        def on_event(event: dict[str, Any]) -> None:
-            counts[event["run_id"]] = counts.get(event["run_id"], 0) + 1
-            print_event(event)
+            def on_event(event: dict[str, Any]) -> None:
+                counts[event["run_id"]] = counts.get(event["run_id"], 0) + 1
+                print_event(event)
 
-        state, _ = run_pipeline(graph, JOBS, machines, person_at_terminal(args.yes), on_event)
+            state, _ = run_pipeline(graph, JOBS, person_at_terminal(args.yes), on_event)
+        client = settings.get_client()
+        gone = all(client.machines.get(m).is_terminated for m in pool.machine_ids)
+        print(f"Pool terminated: {'yes' if gone else 'NO'} ({len(pool.machine_ids)} machines)")
     print("\nResults:")
     for r in sorted(state["results"], key=lambda r: r["name"]):
         print(

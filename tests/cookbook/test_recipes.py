@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from langchain_coasty import CoastyMachinePool, CoastyRunnable
 from tests.cookbook.conftest import load_recipe, run_recipe_main, run_script
 
 Capture = pytest.CaptureFixture[str]
@@ -38,22 +39,26 @@ def test_multi_agent_pipeline_recipe(capsys: Capture, monkeypatch: pytest.Monkey
     assert rows == {"leads": "succeeded", "statement": "succeeded", "invoice": "cancelled"}
     assert re.search(r"pause on \S+: policy -> respond", out)
     assert re.search(r"pause on \S+: person -> reject", out)
+    assert re.search(r"Pool ready: (mch_test_\w+, ){2}mch_test_\w+", out)
+    assert "Pool terminated: yes (3 machines)" in out
     costs = [float(c) for c in re.findall(r"steps \$(\d+\.\d\d)", out)]
     total = float(re.search(r"Total cost: \$(\d+\.\d\d)", out)[1])  # type: ignore[index]
     assert len(costs) == 3 and abs(sum(costs) - total) < 0.001 and total > 0
 
 
-def test_multi_agent_pipeline_runs_in_parallel_on_three_machines(coasty_sandbox: Any) -> None:
+def test_multi_agent_pipeline_runs_in_parallel_on_a_pool(coasty_sandbox: Any) -> None:
     recipe = load_recipe("multi_agent_pipeline/pipeline.py")
-    graph = recipe.build_pipeline(coasty_sandbox.api_key, coasty_sandbox.base_url)
+    settings = CoastyRunnable(api_key=coasty_sandbox.api_key, base_url=coasty_sandbox.base_url)
     events: list[dict[str, Any]] = []
-    machines = coasty_sandbox.machine_ids[:3]
-    state, routed = recipe.run_pipeline(
-        graph, recipe.JOBS, machines, recipe.person_at_terminal(True), events.append
-    )
+    with CoastyMachinePool(3, settings=settings) as pool:
+        graph = recipe.build_pipeline(pool)
+        state, routed = recipe.run_pipeline(
+            graph, recipe.JOBS, recipe.person_at_terminal(True), events.append
+        )
+        machines = set(pool.machine_ids)
     results = {r["name"]: r for r in state["results"]}
     assert {r["status"] for r in results.values()} == {"succeeded"}
-    assert {r["machine_id"] for r in results.values()} == set(machines)
+    assert {r["machine_id"] for r in results.values()} <= machines
     assert sorted(r["route"] for r in routed) == ["person", "policy"]
     by_run: dict[str, list[int]] = {}
     for event in events:
@@ -63,6 +68,8 @@ def test_multi_agent_pipeline_runs_in_parallel_on_three_machines(coasty_sandbox:
         assert seqs == list(range(1, len(seqs) + 1))
     assert state["total_cost_usd"] == round(sum(r["cost_usd"] for r in results.values()), 2)
     assert coasty_sandbox.counters()["runs_created"] == 3  # resumes reattached, none re-created
+    ledger = {m["id"]: m["status"] for m in coasty_sandbox.machines()}
+    assert {ledger[m] for m in machines} == {"terminated"}  # the pool left nothing running
 
 
 def test_webhook_receiver_recipe(capsys: Capture, monkeypatch: pytest.MonkeyPatch) -> None:

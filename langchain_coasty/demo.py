@@ -73,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from langgraph.checkpoint.memory import InMemorySaver
     from langgraph.types import Command, StreamMode
 
+    from langchain_coasty.machines import MachinePerThread, MachineSpec
+    from langchain_coasty.middleware import CoastyMiddleware
     from langchain_coasty.tools import CoastyComputerTool
 
     parser = argparse.ArgumentParser(
@@ -82,7 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--task", default=DEFAULT_TASK, help="what the Coasty agent should do")
-    parser.add_argument("--machine", default=None, help="Coasty machine id (default: first one)")
+    parser.add_argument(
+        "--machine",
+        default=None,
+        help="Coasty machine id (default on the sandbox: provision one for the thread)",
+    )
     parser.add_argument(
         "--pace", type=float, default=0.5, help="sandbox seconds per step (0 = instant)"
     )
@@ -94,19 +100,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     model, planner_line = chat_model_from_env()
     print(f"Planner: {planner_line}")
     with coasty_target(args.pace, args.machine) as target:
-        print(f"Coasty:  {target.label}, machine {target.machine_id}")
+        provision = target.sandbox and args.machine is None
+        if provision:
+            print(f"Coasty:  {target.label}, a machine provisioned for this thread")
+            where: dict[str, Any] = {
+                "machine": MachinePerThread(MachineSpec(ttl_minutes=60, ready_timeout=120))
+            }
+        else:
+            print(f"Coasty:  {target.label}, machine {target.machine_id}")
+            where = {"machine_id": target.machine_id}
         print(f"Task:    {args.task}")
         tool = CoastyComputerTool(
             api_key=target.api_key,
             base_url=target.base_url,
-            machine_id=target.machine_id,
             max_steps=args.max_steps,
             on_awaiting_human="interrupt",
+            **where,
         )
         agent = create_agent(
             model or ScriptedPlanner(),
             tools=[tool],
             system_prompt=SYSTEM_PROMPT,
+            middleware=[CoastyMiddleware(tool)],  # releases the thread's machine at the end
             checkpointer=InMemorySaver(),
         )
         config: RunnableConfig = {"configurable": {"thread_id": f"demo-{uuid.uuid4().hex[:8]}"}}
@@ -117,7 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             modes: list[StreamMode] = ["updates", "custom"]
             for mode, chunk in agent.stream(graph_input, config, stream_mode=modes):
                 if mode == "custom" and (event := coasty_payload(chunk)) is not None:
-                    display.on_event(event)
+                    if event["type"] == "machine":
+                        display.finish_line()
+                        print(_machine_line(event["data"]))
+                    else:
+                        display.on_event(event)
                 elif mode == "updates" and isinstance(chunk, dict) and "__interrupt__" in chunk:
                     interrupts.extend(chunk["__interrupt__"])
             display.finish_line()
@@ -138,6 +157,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nPlanner's answer: {final}")
         print(_cost_line(messages, display))
     return 0
+
+
+def _machine_line(data: dict[str, Any]) -> str:
+    """One line per machine event: provisioned, ready, reused, terminated (with its cost)."""
+    phase, machine_id = data.get("phase"), data.get("machine_id")
+    if phase == "provisioned":
+        return f"Machine: provisioned {machine_id} for this thread (60-minute lease)"
+    if phase == "reused":
+        return f"Machine: {machine_id} reused by the resumed call (same thread)"
+    if phase == "ready":
+        return f"Machine: {machine_id} is running"
+    if phase == "terminated":
+        cost = data.get("cost_usd")
+        shown = "" if cost is None else f", it cost ${cost:.2f}"
+        return f"Machine: {machine_id} terminated at the end of the agent run{shown}"
+    return f"Machine: {machine_id} {phase}"
 
 
 def _cost_line(messages: list[BaseMessage], display: ProgressDisplay) -> str:

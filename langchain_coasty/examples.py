@@ -131,6 +131,8 @@ class CoastyTarget:
     base_url: str
     machine_ids: list[str]
     label: str
+    sandbox: bool = False
+    """The embedded sandbox (so machines may be provisioned freely), not the real Coasty."""
 
     @property
     def machine_id(self) -> str:
@@ -154,7 +156,11 @@ def coasty_target(pace: float = 0.0, machine_id: str | None = None) -> Iterator[
         if machine_id:
             machines = [machine_id, *(m for m in machines if m != machine_id)]
         yield CoastyTarget(
-            sandbox.api_key, sandbox.base_url, machines, f"local sandbox at {sandbox.base_url}"
+            sandbox.api_key,
+            sandbox.base_url,
+            machines,
+            f"local sandbox at {sandbox.base_url}",
+            sandbox=True,
         )
 
 

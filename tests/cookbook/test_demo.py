@@ -34,6 +34,16 @@ def test_demo_without_a_terminal_answers_for_itself_and_finishes() -> None:
     steps, credits, dollars = int(final[1]), int(final[2]), float(final[3])
     assert 3 <= steps <= 6 and credits == 5 * steps and dollars == credits / 100
     assert "Planner's answer: " in out and "succeeded" in out.split("Planner's answer: ")[1]
+    # its own machine, provisioned for the thread, reused after the pause, then terminated
+    provisioned = re.search(r"Machine: provisioned (\S+) for this thread", out)
+    assert provisioned, out
+    machine = provisioned[1]
+    assert f"Machine: {machine} is running" in out
+    assert f"Machine: {machine} reused by the resumed call" in out
+    assert re.search(
+        rf"Machine: {machine} terminated at the end of the agent run, it cost \$0\.\d\d", out
+    )
+    assert out.index("reused") < out.index("terminated at the end")
 
 
 def test_demo_at_a_terminal_asks_the_person_and_uses_their_answer() -> None:

@@ -226,7 +226,7 @@ class Start:
 
 @dataclass(frozen=True)
 class WaitReady:
-    """Wait until the machine runs; returns its record (typed error past the timeout)."""
+    """Wait until the machine runs; returns its record, or the error that ended the wait."""
 
     machine_id: str
     timeout: float
@@ -329,8 +329,14 @@ def acquire_steps(
     if record.status == MachineStatus.STOPPED:
         yield Start(record.id)
     if not record.is_running:
-        record = yield WaitReady(record.id, spec.ready_timeout)
-        yield Announce("ready", _usage(lease, record))
+        ready: MachineRecord | BaseException = yield WaitReady(record.id, spec.ready_timeout)
+        if isinstance(ready, BaseException):
+            # It never came up (an error, too slow): nothing of it is left billing.
+            if kind == "thread":
+                _THREAD_MACHINES.pop(str(thread_id))
+            yield from release_steps(lease)
+            raise ready
+        yield Announce("ready", _usage(lease, ready))
     return lease
 
 
@@ -428,7 +434,10 @@ def drive_machine_sync(steps: MachineSteps, client: CoastyClient, announce: _Ann
             case Start(machine_id=machine_id):
                 client.machines.start(machine_id)
             case WaitReady(machine_id=machine_id, timeout=timeout):
-                value = client.machines.wait_until(machine_id, timeout=timeout)
+                try:
+                    value = client.machines.wait_until(machine_id, timeout=timeout)
+                except CoastyError as exc:
+                    value = exc
             case Renew(machine_id=machine_id, minutes=minutes):
                 try:
                     client.machines.update(machine_id, ttl_minutes=minutes)
@@ -465,7 +474,10 @@ async def drive_machine_async(
             case Start(machine_id=machine_id):
                 await client.machines.start(machine_id)
             case WaitReady(machine_id=machine_id, timeout=timeout):
-                value = await client.machines.wait_until(machine_id, timeout=timeout)
+                try:
+                    value = await client.machines.wait_until(machine_id, timeout=timeout)
+                except CoastyError as exc:
+                    value = exc
             case Renew(machine_id=machine_id, minutes=minutes):
                 try:
                     await client.machines.update(machine_id, ttl_minutes=minutes)

@@ -326,3 +326,36 @@ def test_a_machine_policy_is_checked(sb: Any) -> None:
     with pytest.raises(ValidationError, match="MachinePerThread"):
         tool(sb, {"kind": "thread"})
     assert httpx.get(f"{sb.base_url}/v1/health").status_code == 200
+
+
+@pytest.mark.parametrize("policy", [MachinePerCall(), MachinePerThread()])
+def test_a_machine_that_never_comes_up_is_terminated_and_named(sb: Any, policy: Any) -> None:
+    sb.inject(machine_provision_fail_rate=1.0)
+    agent = create_agent(
+        ScriptedChatModel(
+            script=[
+                tool_calls(call("coasty_computer", "c1", task="Open the docs")),
+                AIMessage("ok"),
+            ]
+        ),
+        [tool(sb, policy)],
+        checkpointer=InMemorySaver(),
+    )
+    out = agent.invoke({"messages": [HumanMessage("go")]}, cfg("t-broken"))
+    [message] = last_tool_messages(out["messages"][:-1])
+    [machine] = created(sb)
+    assert machine["id"] in message.content and "error" in message.content
+    assert machine["status"] == "terminated"
+    assert sb.counters()["runs_created"] == 0
+
+
+def test_ctrl_c_while_following_terminates_the_machine(sb: Any) -> None:
+    class CtrlC(Recorder):
+        raise_error = True
+
+        def on_coasty_step(self, event: Any) -> None:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tool(sb, MachinePerCall()).invoke({"task": "Open the docs"}, {"callbacks": [CtrlC()]})
+    assert [m["status"] for m in created(sb)] == ["terminated"]

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format typecheck bench soak setup clean
+.PHONY: demo test lint format typecheck bench soak leak-soak setup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	$(PY) -m tests.reliability.soak $(ARGS)
+
+leak-soak: $(STAMP)
+	$(PY) -m tests.reliability.leak_soak $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -78,6 +78,8 @@ class SandboxMachine:
     """Exact credits of the metering segments before the current one."""
     terminated_at: float | None = None
     end_reason: EndReason | None = None
+    provision_failed: bool = False
+    """Fault injection sent its provisioning into ``error``."""
     ssh_private_key: str = ""
     vnc_password: str = ""
 
@@ -183,6 +185,7 @@ class SandboxMachine:
             "created_at": iso(self.created_at),
             "terminated_at": iso(self.terminated_at),
             "end_reason": self.end_reason,
+            "provision_failed": self.provision_failed,
             "ttl_minutes": self.ttl_minutes,
             "auto_destroy_at": iso(self.auto_destroy_at),
             "total_credits_billed": self.total_credits(now),
@@ -296,6 +299,7 @@ class Fleet:
         fails = self.faults.machine_provision_fails()
         if fails:
             self.faults.fire("machine_provision_fail")
+            machine.provision_failed = True
             machine.plan = [(now + phase, "provisioning"), (now + 2 * phase, "error")]
         else:
             machine.plan = [

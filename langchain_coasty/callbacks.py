@@ -125,6 +125,21 @@ class EventDispatcher:
         # callback manager per event was most of the dispatch cost.
         self._manager: CallbackManager | None = None
         self._amanager: AsyncCallbackManager | None = None
+        self._listening: bool | None = None
+
+    @property
+    def listening(self) -> bool:
+        """Whether any channel takes the payloads (else building them is wasted work)."""
+        if self._listening is None:
+            self._listening = self._writer is not None or self._has_handlers()
+        return self._listening
+
+    def _has_handlers(self) -> bool:
+        if self._config is None:
+            return True  # the context's callbacks decide: keep LangChain's own path
+        from langchain_core.runnables.config import ensure_config, get_callback_manager_for_config
+
+        return bool(get_callback_manager_for_config(ensure_config(self._config)).handlers)
 
     def dispatch(self, payload: CoastyEventPayload) -> None:
         """Deliver ``payload`` from sync code."""

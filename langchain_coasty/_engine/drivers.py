@@ -103,8 +103,9 @@ def drive_sync(
                         value = StreamEnd.END
                     except IdleTimeoutError:
                         value = StreamEnd.IDLE
-                case Deliver(payload=payload, event=event):
-                    dispatcher.dispatch(payload)
+                case Deliver(event=event):
+                    if dispatcher.listening:
+                        dispatcher.dispatch(op.payload)
                     yield event
                 case Create(plan=plan):
                     creating = plan.key
@@ -203,8 +204,9 @@ async def drive_async(
                         value = StreamEnd.END
                     except IdleTimeoutError:
                         value = StreamEnd.IDLE
-                case Deliver(payload=payload, event=event):
-                    await dispatcher.adispatch(payload)
+                case Deliver(event=event):
+                    if dispatcher.listening:
+                        await dispatcher.adispatch(op.payload)
                     yield event
                 case Create(plan=plan):
                     creating = plan.key

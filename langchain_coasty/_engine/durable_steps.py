@@ -167,7 +167,7 @@ def _catch_up(
     events: list[RunEvent] = yield ReadEvents(session.run_id, session.progress.seq, stop)
     for event in events:
         if session.observe(event).deliver:
-            yield Deliver(session.payload(event), event)
+            yield Deliver(session.payload, event)
         session.mark_delivered(event)
     return events
 

@@ -103,10 +103,17 @@ class CloseStream:
 
 @dataclass(slots=True)
 class Deliver:
-    """Dispatch ``payload`` to the callbacks and the custom stream, and hand ``event`` on."""
+    """Dispatch the event's payload to the callbacks and the custom stream, hand ``event`` on.
 
-    payload: CoastyEventPayload
+    The payload is built on demand (``payload``): only when a channel listens.
+    """
+
+    make_payload: Callable[[RunEvent], CoastyEventPayload]
     event: RunEvent
+
+    @property
+    def payload(self) -> CoastyEventPayload:
+        return self.make_payload(self.event)
 
 
 @dataclass(slots=True)

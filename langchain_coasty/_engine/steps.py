@@ -77,7 +77,7 @@ def stream_steps(session: RunSession, run: Run) -> Steps:
                 break  # a re-execution of this call delivers the run's events now
             seen = session.observe(event)
             if seen.deliver:
-                yield Deliver(session.payload(event), event)
+                yield Deliver(session.payload, event)
             session.mark_delivered(event)
             renewal = session.lease_renewal()
             if renewal is not None:

@@ -16,6 +16,7 @@ The payload is a small dict: ``{"run_id", "machine_id", "seq", "type", "data"}``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 from uuid import UUID
@@ -60,6 +61,13 @@ class CoastyEventPayload(TypedDict):
     data: dict[str, Any]
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_secret(key: str) -> bool:
+    """Whether a key names a secret (keys repeat across events: the answer is cached)."""
+    lowered = key.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
 def _trim(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         if len(value) > MAX_STRING:
@@ -76,9 +84,9 @@ def _trim(value: Any, depth: int = 0) -> Any:
                 out["..."] = f"{len(value) - _MAX_ITEMS} more keys"
                 break
             key = str(k)
-            if any(word in key.lower() for word in _SECRET_WORDS):
+            if _is_secret(key):
                 continue
-            out[key] = _trim(v, depth + 1)
+            out[key] = v if type(v) is str and len(v) <= MAX_STRING else _trim(v, depth + 1)
         return out
     if isinstance(value, list | tuple):
         items = [_trim(v, depth + 1) for v in list(value)[:_MAX_ITEMS]]

@@ -82,6 +82,12 @@ _LIVE = {
 }
 _THREAD_MACHINES: BoundedDict[str, str] = BoundedDict(10_000)
 """Thread id -> machine id, for this process (other processes find it by metadata)."""
+_THREAD_LOCKS: BoundedDict[str, threading.Lock] = BoundedDict(
+    10_000, pinned=lambda lock: lock.locked()
+)
+_ASYNC_THREAD_LOCKS: BoundedDict[tuple[Any, str], asyncio.Lock] = BoundedDict(
+    10_000, pinned=lambda lock: lock.locked()
+)
 
 
 class MachineSpec(BaseModel):
@@ -517,7 +523,9 @@ def call_machine(
     if isinstance(policy, CoastyMachinePool):
         lease = policy.take(call_key)
     else:
-        lease = drive_machine_sync(acquire_steps(policy, thread_id, call_key), client, announce)
+        # Parallel calls of one thread provision one machine: one acquisition at a time.
+        with _THREAD_LOCKS.get_or_make(thread_id or call_key, threading.Lock):
+            lease = drive_machine_sync(acquire_steps(policy, thread_id, call_key), client, announce)
     error: BaseException | None = None
     try:
         yield lease
@@ -556,7 +564,9 @@ async def acall_machine(
         lease = await policy.atake(call_key)
     else:
         steps = acquire_steps(policy, thread_id, call_key)
-        lease = await drive_machine_async(steps, client, announce)
+        key = (asyncio.get_running_loop(), thread_id or call_key)
+        async with _ASYNC_THREAD_LOCKS.get_or_make(key, asyncio.Lock):
+            lease = await drive_machine_async(steps, client, announce)
     error: BaseException | None = None
     try:
         yield lease

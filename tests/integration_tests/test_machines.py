@@ -359,3 +359,29 @@ def test_ctrl_c_while_following_terminates_the_machine(sb: Any) -> None:
     with pytest.raises(KeyboardInterrupt):
         tool(sb, MachinePerCall()).invoke({"task": "Open the docs"}, {"callbacks": [CtrlC()]})
     assert [m["status"] for m in created(sb)] == ["terminated"]
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_parallel_calls_of_one_thread_share_one_machine(sb: Any, use_async: bool) -> None:
+    computer = tool(sb, MachinePerThread())
+    agent = create_agent(
+        ScriptedChatModel(
+            script=[
+                tool_calls(
+                    call("coasty_computer", "p1", task="Open the docs"),
+                    call("coasty_computer", "p2", task="Open the pricing page"),
+                    call("coasty_computer", "p3", task="Open the blog"),
+                ),
+                AIMessage("done"),
+            ]
+        ),
+        [computer],
+        checkpointer=InMemorySaver(),
+    )
+    start = {"messages": [HumanMessage("go")]}
+    out = (
+        await agent.ainvoke(start, cfg("t-par")) if use_async else agent.invoke(start, cfg("t-par"))
+    )
+    runs = [m.artifact for m in last_tool_messages(out["messages"][:-1])]
+    [machine] = created(sb)
+    assert len(runs) == 3 and {r.machine_id for r in runs} == {machine["id"]}

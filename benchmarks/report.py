@@ -56,6 +56,23 @@ def figures(res: dict[str, Any]) -> list[dict[str, Any]]:
                     f"; overhead vs raw {_r(p['cpu_overhead_us_per_event'], '{:.1f}')} us/ev CPU"
                 )
             add("1 stream", label, value, _r(p["ratio_to_raw"]), target, met)
+    if pr := b.get("per_run"):
+        labels = {
+            "raw": "raw httpx loop (create, stream, get)",
+            "raw_async": "raw httpx async loop",
+            "runnable": "CoastyRunnable.invoke",
+            "agent_tool": "tool in create_agent + handler (async)",
+        }
+        for name, label in labels.items():
+            p = pr.get("paths", {}).get(name)
+            if not p:
+                continue
+            split = pr.get("breakdown", {}).get(name, {})
+            parts = ", ".join(f"{k} {v:,.0f}" for k, v in list(split.items())[:6])
+            value = f"{_r(p['cpu_us_per_run'], '{:,.0f}')} us CPU/run ({parts})"
+            target = "" if name.startswith("raw") else f"<= 1.5x {p.get('baseline', 'raw')}"
+            ratio = "-" if name.startswith("raw") else _r(p["ratio_to_raw"])
+            add("7 per run", label, value, ratio, target, p.get("met"))
     if la := b.get("latency"):
         for name, row in la.get("stream", {}).items():
             target, met = "", None

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import imports, latency, overhead, recovery, report, scale, stream
+from benchmarks import imports, latency, overhead, per_run, recovery, report, scale, stream
 from benchmarks._harness import machine_info, sandbox_process
 
 HERE = Path(__file__).resolve().parent
@@ -30,6 +30,7 @@ FULL: dict[str, Any] = {
     "recovery": {"events": 3000, "max_frames": 30, "trials": 3},
     "overhead": {"requests": 500, "trials": 5},
     "imports": {"trials": 5},
+    "per_run": {"runs": 200, "trials": 3, "steps": 3},
 }
 TINY: dict[str, Any] = {
     "stream": {"events": 300, "trials": 1},
@@ -38,8 +39,9 @@ TINY: dict[str, Any] = {
     "recovery": {"events": 150, "max_frames": 20, "trials": 1},
     "overhead": {"requests": 20, "trials": 1},
     "imports": {"trials": 1},
+    "per_run": {"runs": 5, "trials": 1, "steps": 2},
 }
-ORDER = ("imports", "overhead", "stream", "latency", "recovery", "scale")
+ORDER = ("imports", "overhead", "per_run", "stream", "latency", "recovery", "scale")
 
 
 def run_all(sizes: dict[str, Any], only: tuple[str, ...] = ORDER) -> dict[str, Any]:
@@ -49,7 +51,7 @@ def run_all(sizes: dict[str, Any], only: tuple[str, ...] = ORDER) -> dict[str, A
     if "imports" in only:
         results["benchmarks"]["imports"] = _timed(lambda: imports.run(**sizes["imports"]))
     with sandbox_process(pace=0.0) as sb:
-        modules = {"overhead": overhead, "stream": stream, "latency": latency}
+        modules = {"overhead": overhead, "stream": stream, "latency": latency, "per_run": per_run}
         modules |= {"recovery": recovery, "scale": scale}
         for name in ORDER[1:]:
             if name in only:

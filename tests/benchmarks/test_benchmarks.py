@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import imports, latency, overhead, recovery, report, run, scale, stream
+from benchmarks import imports, latency, overhead, per_run, recovery, report, run, scale, stream
 from benchmarks._harness import Sandbox, sandbox_process
 
 TINY: dict[str, Any] = run.TINY
@@ -95,3 +95,18 @@ def test_report_renders_every_benchmark(sb: Sandbox) -> None:
     text = report.table(doc)
     assert "runs.get (sync)" in text
     assert "| 5 request |" in report.markdown(doc)
+
+
+def test_per_run_cpu(sb: Sandbox) -> None:
+    res = per_run.run(sb, **TINY["per_run"])
+    for name in ("raw", "raw_async", "runnable", "agent_tool"):
+        row = res["paths"][name]
+        assert row["cpu_us_per_run"]["median"] > 0
+        split = res["breakdown"][name]
+        assert split["http"] > 0  # every path spends in HTTP; the shares add up to the CPU
+        assert (
+            abs(sum(split.values()) - row["cpu_us_per_run"]["median"])
+            < 0.05 * row["cpu_us_per_run"]["median"] + 1
+        )
+    assert res["paths"]["agent_tool"]["baseline"] == "raw_async"
+    assert any(r["bench"] == "7 per run" for r in report.figures({"benchmarks": {"per_run": res}}))

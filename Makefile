@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -qq --upgrade "pip>=25.1"
-	$(PY) -m pip install -qq -e ".[sandbox,langgraph]" --group dev
+	$(PY) -m pip install -qq -e ".[sandbox,langgraph,aiohttp]" --group dev
 	touch $(STAMP)
 
 setup: $(STAMP)

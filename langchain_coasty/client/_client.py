@@ -8,9 +8,10 @@ other on `httpx.AsyncClient`. Configuration and the retry decisions live in
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import ssl
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from pydantic import SecretStr
@@ -193,6 +194,8 @@ class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
     """Asynchronous Coasty API client (on `httpx.AsyncClient`), the twin of `CoastyClient`.
 
     It takes the same options and has the same resources; its calls are awaited.
+    `http_backend="aiohttp"` (the `[aiohttp]` extra) sends through aiohttp's connection pool
+    (`httpx-aiohttp`'s transport) instead of httpcore's, for many concurrent streams.
     """
 
     def __init__(
@@ -208,7 +211,11 @@ class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
         llm_api_key: str | SecretStr | None = None,
         llm_provider: str | None = None,
         llm_model: str | None = None,
+        http_backend: Literal["httpx", "aiohttp"] = "httpx",
     ) -> None:
+        if http_backend not in ("httpx", "aiohttp"):
+            raise ValueError(f"http_backend must be 'httpx' or 'aiohttp', not {http_backend!r}")
+        new_pool = _aiohttp_pool(timeout) if http_backend == "aiohttp" else None
         super().__init__(
             api_key,
             base_url,
@@ -220,10 +227,10 @@ class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
             llm_api_key=llm_api_key,
             llm_provider=llm_provider,
             llm_model=llm_model,
-            new_pool=lambda limits, ssl: httpx.AsyncClient(
-                timeout=timeout, limits=limits, verify=ssl
-            ),
+            new_pool=new_pool
+            or (lambda limits, ssl: httpx.AsyncClient(timeout=timeout, limits=limits, verify=ssl)),
         )
+        self.http_backend = http_backend
         self.runs = AsyncRuns(self)
         self.idempotency = AsyncIdempotency(self)
         self.machines = AsyncMachines(self)
@@ -329,3 +336,20 @@ class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
             if not isinstance(step, _Retry):
                 return step
             await _base_client._asleep(step.delay)
+
+
+def _aiohttp_pool(timeout: float) -> Callable[[httpx.Limits, ssl.SSLContext], httpx.AsyncClient]:
+    """Pools on aiohttp's transport (the `[aiohttp]` extra), checked when the client is built."""
+    try:
+        from httpx_aiohttp import AiohttpTransport
+    except ImportError as exc:
+        raise ImportError(
+            'http_backend="aiohttp" needs the aiohttp extra: '
+            'pip install "langchain-coasty[aiohttp]"'
+        ) from exc
+
+    def new_pool(limits: httpx.Limits, verify: ssl.SSLContext) -> httpx.AsyncClient:
+        transport = AiohttpTransport(limits=limits, verify=verify)
+        return httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
+
+    return new_pool

@@ -35,7 +35,14 @@ FULL: dict[str, Any] = {
 TINY: dict[str, Any] = {
     "stream": {"events": 300, "trials": 1},
     "latency": {"steps": 30, "pace": 0.01, "poll_steps": 3, "poll_pace": 0.4, "trials": 1},
-    "scale": {"levels": (4,), "steps": 2, "pace": 0.05, "trials": 1, "raw_levels": (4,)},
+    "scale": {
+        "levels": (4,),
+        "steps": 2,
+        "pace": 0.05,
+        "trials": 1,
+        "raw_levels": (4,),
+        "aiohttp_levels": (4,),
+    },
     "recovery": {"events": 150, "max_frames": 20, "trials": 1},
     "overhead": {"requests": 20, "trials": 1},
     "imports": {"trials": 1},

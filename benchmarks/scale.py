@@ -66,7 +66,9 @@ def _server_duration(run: Any) -> float | None:
     return (end - start).total_seconds()
 
 
-async def _level(sb: Sandbox, task: str, n: int, expected_events: int) -> dict[str, Any]:
+async def _level(
+    sb: Sandbox, task: str, n: int, expected_events: int, backend: str = "httpx"
+) -> dict[str, Any]:
     # The async handler, as recommended for async code: a sync handler makes LangChain hand
     # every event to a worker thread (see finding 3).
     base = _paths.need("langchain_coasty.callbacks", "AsyncCoastyCallbackHandler")
@@ -77,7 +79,14 @@ async def _level(sb: Sandbox, task: str, n: int, expected_events: int) -> dict[s
             get = event.get if isinstance(event, dict) else lambda k: getattr(event, k, None)
             seqs[str(get("run_id"))].append(int(get("seq")))
 
-    runnable = _paths.runnable(sb)
+    extra: dict[str, Any] = {}
+    if backend != "httpx":
+        from langchain_coasty import AsyncCoastyClient
+
+        extra["async_client"] = AsyncCoastyClient(
+            api_key=_paths.API_KEY, base_url=sb.base_url, http_backend=backend
+        )
+    runnable = _paths.runnable(sb, **extra)
     # the baseline: one run alone (also warms imports, pools and the loop)
     t0 = time.perf_counter()
     alone = await runnable.ainvoke(task)
@@ -150,14 +159,16 @@ async def _raw_level(sb: Sandbox, task: str, n: int, expected_events: int) -> di
     }
 
 
-def run_level(sb: Sandbox, n: int, steps: int, pace: float, raw: bool = False) -> dict[str, Any]:
+def run_level(
+    sb: Sandbox, n: int, steps: int, pace: float, raw: bool = False, backend: str = "httpx"
+) -> dict[str, Any]:
     """One level in a fresh interpreter; returns its figures."""
     sb.reset()
     task = _paths.paced_task(sb, steps, pace)
     events = EVENTS_FIXED + EVENTS_PER_STEP * steps
     cmd = [sys.executable, "-m", "benchmarks.scale", "--base-url", sb.base_url]
     cmd += ["--machine-id", sb.machine_id, "--task", task, "--runs", str(n)]
-    cmd += ["--events", str(events)] + (["--raw"] if raw else [])
+    cmd += ["--events", str(events), "--backend", backend] + (["--raw"] if raw else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
     if out.returncode != 0:
         err = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"
@@ -176,6 +187,7 @@ def run(
     trials: int = 2,
     raw_levels: tuple[int, ...] = (100, 500),
     max_trials_above: int = 500,
+    aiohttp_levels: tuple[int, ...] = (500, 1000, 2000),
 ) -> dict[str, Any]:
     """Every level ``trials`` times (once above ``max_trials_above``); median and spread.
 
@@ -202,6 +214,13 @@ def run(
                 return out
         ok = [s for s in samples if "error" not in s]
         row: dict[str, Any] = {"trials": samples}
+        if n in aiohttp_levels and _has_aiohttp():
+            aio = run_level(sb, n, steps, pace, backend="aiohttp")
+            row["aiohttp_trial"] = aio
+            if "error" not in aio and aio.get("ratio_to_scripted") is not None:
+                row["aiohttp_ratio_to_scripted"] = aio["ratio_to_scripted"]
+                row["aiohttp_peak_open_streams"] = aio["peak_open_streams"]
+                row["aiohttp_all_events_delivered"] = aio["runs_all_events_in_order"] == n
         raw_ok = [r for r in raws if "error" not in r]
         if raw_ok:
             row["raw_trials"] = raws
@@ -223,6 +242,12 @@ def run(
     return out
 
 
+def _has_aiohttp() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("httpx_aiohttp") is not None
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--base-url", required=True)
@@ -231,10 +256,13 @@ def main() -> None:
     p.add_argument("--runs", type=int, required=True)
     p.add_argument("--events", type=int, required=True)
     p.add_argument("--raw", action="store_true", help="the raw httpx baseline")
+    p.add_argument("--backend", default="httpx", help="the async client's http_backend")
     a = p.parse_args()
     sb = Sandbox(a.base_url, machine_ids=[a.machine_id])
-    level = _raw_level if a.raw else _level
-    print(json.dumps(asyncio.run(level(sb, a.task, a.runs, a.events))))
+    if a.raw:
+        print(json.dumps(asyncio.run(_raw_level(sb, a.task, a.runs, a.events))))
+    else:
+        print(json.dumps(asyncio.run(_level(sb, a.task, a.runs, a.events, a.backend))))
 
 
 if __name__ == "__main__":

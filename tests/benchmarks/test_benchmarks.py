@@ -83,6 +83,8 @@ def test_scale_all_events_delivered(sb: Sandbox) -> None:
     row = res["levels"][str(n)]
     assert row["errors"] == 0
     assert row["all_events_delivered"]
+    assert row["aiohttp_all_events_delivered"]  # the aiohttp backend, side by side
+    assert any("aiohttp" in r["figure"] for r in report.figures({"benchmarks": {"scale": res}}))
 
 
 def test_report_renders_every_benchmark(sb: Sandbox) -> None:

@@ -51,6 +51,7 @@ from langchain_coasty.client._machine_models import (
     MachineStatus,
     MachineUpdate,
     ProvisionResult,
+    Screenshot,
 )
 from langchain_coasty.client._models import (
     CreateResult,
@@ -125,6 +126,7 @@ __all__ = [
     "RunRequest",
     "RunStatus",
     "RunsPage",
+    "Screenshot",
     "UnprocessableEntityError",
     "check_base_url",
     "new_idempotency_key",

@@ -38,6 +38,7 @@ from langchain_coasty.client._machine_models import (
     MachinesPage,
     MachineUpdate,
     ProvisionResult,
+    Screenshot,
     _MachineEnvelope,
 )
 from langchain_coasty.client._models import (
@@ -77,6 +78,7 @@ _Model = TypeVar(
     LifecycleResponse,
     MachineUpdate,
     BillingActiveResponse,
+    Screenshot,
 )
 _Made = TypeVar("_Made", Run, ProvisionResult)
 _Result = TypeVar("_Result", CreateResult, ProvisionResult)

@@ -7,6 +7,8 @@ credentials: their secret fields are `SecretStr`, so no repr, log or dump shows 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from enum import StrEnum
 from typing import Any
@@ -34,7 +36,11 @@ __all__ = [
     "MachineUpdate",
     "MachinesPage",
     "ProvisionResult",
+    "Screenshot",
 ]
+
+MAX_SCREENSHOT_BYTES = 20_000_000
+"""The largest screenshot ``client.machines.screenshot`` accepts by default (decoded bytes)."""
 
 
 class MachineStatus(StrEnum):
@@ -300,3 +306,53 @@ class BillingActiveResponse(BaseModel):
     active: list[BillingActiveItem] = []
     current_run_rate_cents_per_hour: int = 0
     request_id: str | None = None
+
+
+class Screenshot(BaseModel):
+    """A machine's screen (ScreenshotResponse), with the image decoded to bytes."""
+
+    model_config = ConfigDict(extra="allow", hide_input_in_errors=True)
+
+    machine_id: str
+    image: bytes
+    """The encoded image (JPEG unless ``mime_type`` says otherwise)."""
+    mime_type: str = "image/jpeg"
+    width: int
+    height: int
+    captured_at: str | None = None
+    request_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _decode(cls, data: object) -> object:
+        if isinstance(data, dict) and "image" not in data:
+            data = dict(data)
+            encoded = data.pop("image_b64", None)
+            if not isinstance(encoded, str):
+                raise ValueError("image_b64 must be a base64 string")
+            try:
+                data["image"] = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("image_b64 is not valid base64") from None
+            if data.get("mime_type") is None:
+                data.pop("mime_type", None)
+        return data
+
+    @field_validator("width", "height")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("must be positive")
+        return value
+
+    @property
+    def size_bytes(self) -> int:
+        """How large the encoded image is."""
+        return len(self.image)
+
+    def __repr__(self) -> str:
+        return (
+            f"Screenshot(machine_id={self.machine_id!r}, mime_type={self.mime_type!r}, "
+            f"width={self.width}, height={self.height}, size_bytes={self.size_bytes}, "
+            f"captured_at={self.captured_at!r})"
+        )

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote
 
 from langchain_coasty.client import _base_client
-from langchain_coasty.client._base_client import _parse
+from langchain_coasty.client._base_client import _parse, _unexpected_body
 from langchain_coasty.client._errors import APITimeoutError, MachineStateError
 from langchain_coasty.client._machine_models import (
+    MAX_SCREENSHOT_BYTES,
     BillingActiveResponse,
     LifecycleResponse,
     MachineConnection,
@@ -28,6 +29,7 @@ from langchain_coasty.client._machine_models import (
     MachineStatus,
     MachineUpdate,
     ProvisionResult,
+    Screenshot,
     _MachineEnvelope,
 )
 from langchain_coasty.client._params import (
@@ -90,6 +92,22 @@ def _machine(response: httpx.Response) -> MachineRecord:
     if machine.request_id is None:
         machine.request_id = envelope.request_id
     return machine
+
+
+def _check_max_bytes(max_bytes: int) -> int:
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1024:
+        raise invalid("max_bytes", max_bytes, limits={"max_bytes": "an integer of at least 1024"})
+    return max_bytes
+
+
+def _screenshot(response: httpx.Response, max_bytes: int) -> Screenshot:
+    """The screenshot in ``response``; a body over ``max_bytes`` (base64 counted) is refused."""
+    if len(response.content) > max_bytes * 4 // 3 + 4096:
+        raise _unexpected_body(response, f"a screenshot over max_bytes={max_bytes}")
+    shot = _parse(Screenshot, response)
+    if shot.size_bytes > max_bytes:
+        raise _unexpected_body(response, f"a screenshot over max_bytes={max_bytes}")
+    return shot
 
 
 def _check_status(status: MachineStatus | str) -> MachineStatus:
@@ -282,6 +300,15 @@ class Machines:
         path = _machine_path(machine_id, "/connection")
         return _parse(MachineConnection, self._client._request("GET", path))
 
+    def screenshot(self, machine_id: str, *, max_bytes: int = MAX_SCREENSHOT_BYTES) -> Screenshot:
+        """The machine's screen now (`GET /v1/machines/{machine_id}/screenshot`), decoded.
+
+        A larger image than `max_bytes` is refused (an `APIConnectionError`), as is a bad body.
+        """
+        limit = _check_max_bytes(max_bytes)
+        path = _machine_path(machine_id, "/screenshot")
+        return _screenshot(self._client._request("GET", path), limit)
+
     def pricing(self) -> MachinePricing:
         """`GET /v1/machines/pricing`: runtime rates, one-time charges and TTL bounds."""
         return _parse(MachinePricing, self._client._request("GET", "/v1/machines/pricing"))
@@ -435,6 +462,14 @@ class AsyncMachines:
         """SSH key and VNC password of a machine; the secret fields are `SecretStr`."""
         path = _machine_path(machine_id, "/connection")
         return _parse(MachineConnection, await self._client._request("GET", path))
+
+    async def screenshot(
+        self, machine_id: str, *, max_bytes: int = MAX_SCREENSHOT_BYTES
+    ) -> Screenshot:
+        """The machine's screen now, decoded (see `Machines.screenshot`)."""
+        limit = _check_max_bytes(max_bytes)
+        path = _machine_path(machine_id, "/screenshot")
+        return _screenshot(await self._client._request("GET", path), limit)
 
     async def pricing(self) -> MachinePricing:
         """`GET /v1/machines/pricing`: runtime rates, one-time charges and TTL bounds."""

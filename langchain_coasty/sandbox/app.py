@@ -24,6 +24,9 @@ Public API (auth: ``X-API-Key: sk-coasty-test-…`` / ``sk-coasty-live-…`` or
     DELETE /v1/machines/{id}       terminate (a second DELETE changes nothing)
     POST /v1/machines/{id}/start   from stopped; /stop and /restart from running (else 409)
     GET  /v1/machines/{id}/connection  SSH key + VNC password (Cache-Control: no-store)
+    GET  /v1/machines/{id}/screenshot  the screen now (base64 JPEG, 1280x800): it follows
+                                   the runs' steps, dims under a banner at a pause, is black
+                                   while the machine is not running (module screens)
     GET  /v1/billing/active        created machines metering now and their summed rate
                                    (the sandbox meters test-mode machines too)
 
@@ -159,6 +162,7 @@ def create_app(
         Route("/v1/machines/{machine_id}/stop", machines.stop, methods=["POST"]),
         Route("/v1/machines/{machine_id}/restart", machines.restart, methods=["POST"]),
         Route("/v1/machines/{machine_id}/connection", machines.connection, methods=["GET"]),
+        Route("/v1/machines/{machine_id}/screenshot", machines.screenshot, methods=["GET"]),
         Route("/v1/billing/active", machines.billing_active, methods=["GET"]),
         Route("/v1/models", api.list_models, methods=["GET"]),
         Route("/_sandbox/reset", control.reset, methods=["POST"]),

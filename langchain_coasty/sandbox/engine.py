@@ -14,6 +14,9 @@ replays that body, a repeat while the first is processing gets ``KeyInFlight``, 
 with another body ``KeyReused``; a create that raises or is cancelled rolls its
 reservation back, so a retry creates afresh. Machine creates (``submit_machine``) share the
 protocol and the key store; the machines themselves are the ``fleet``'s (module ``fleet``).
+
+Screens: one ``ScreenState`` per machine (``screen``), moved by the runs' steps and pauses
+and by the machine's power; ``capture`` renders it (module ``screens``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from langchain_coasty.sandbox.scenarios import (
     StepSpec,
     choose,
 )
+from langchain_coasty.sandbox.screens import ScreenState, render
 from langchain_coasty.sandbox.validation import RUN_STATUSES
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
@@ -110,6 +114,7 @@ class Engine:
         self.counts: Counter[str] = Counter()
         self.open_streams = 0
         self.last_create_body: Any = None
+        self.screens: dict[str, ScreenState] = {}
         self.fleet.reset(self.machine_ids)
 
     def _webhook_settings(self) -> tuple[float, int, float]:
@@ -172,6 +177,21 @@ class Engine:
             self._stop_driver(run)
         await self.webhooks.aclose()
 
+    # -- screens -------------------------------------------------------------------------
+
+    def screen(self, machine_id: str) -> ScreenState:
+        """The screen state of ``machine_id`` (one per machine; runs and actions update it)."""
+        state = self.screens.get(machine_id)
+        if state is None:
+            state = self.screens[machine_id] = ScreenState(machine_id)
+        return state
+
+    def capture(self, machine: SandboxMachine, mime_type: str = "image/jpeg") -> bytes:
+        """The machine's screen now, encoded (black unless the machine is running)."""
+        state = self.screen(machine.id)
+        state.power(machine.status == "running")
+        return render(state, mime_type=mime_type)
+
     # -- runs ----------------------------------------------------------------------------
 
     def visible(self, run_id: str, key_kind: str) -> SandboxRun | None:
@@ -207,6 +227,7 @@ class Engine:
                 f"Run {run.id} is {run.status}; only a run in awaiting_human can be resumed."
             )
         self.counts["resumes"] += 1
+        self.screen(run.machine_id).clear_pause()
         run.awaiting_human_since = None
         run.awaiting_human_reason = None
         self._emit(run, "resumed", {"note": note})
@@ -431,6 +452,7 @@ class Engine:
             "tool_call",
             {"step": number, "id": call_id, "action": step.action, "args": step.args},
         )
+        self.screen(run.machine_id).show_step(number, step.action, step.args)
         await self._pace(run, 0.4)
         self._emit(
             run,
@@ -474,6 +496,7 @@ class Engine:
             return False
         run.awaiting_human_since = time.time()
         run.awaiting_human_reason = pause.reason
+        self.screen(run.machine_id).show_pause(pause.question or pause.reason)
         self._set_status(run, "awaiting_human")
         detail: dict[str, Any] = {
             "reason": pause.reason,
@@ -539,6 +562,7 @@ class Engine:
         if run.status in TERMINAL:
             return
         self._stop_driver(run)
+        self.screen(run.machine_id).clear_pause()
         run.result = result
         run.error = error
         run.finished_at = time.time()

@@ -6,6 +6,7 @@ engine's. Auth, scripted faults and body reading are shared with the runs handle
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from starlette.requests import Request
@@ -22,6 +23,8 @@ from langchain_coasty.sandbox.fleet import (
     MachineStateConflict,
     SandboxMachine,
 )
+from langchain_coasty.sandbox.records import iso
+from langchain_coasty.sandbox.screens import HEIGHT, WIDTH
 from langchain_coasty.sandbox.sse import _LostResponse
 from langchain_coasty.sandbox.validation import (
     parse_count,
@@ -195,6 +198,25 @@ class _MachinesApi:
                 409, "INVALID_STATE", f"Machine {machine.id} is terminated; it has no connection."
             )
         body = {**machine.connection_json(), "request_id": _request_id(request)}
+        return _response(_json(body), headers={"Cache-Control": "no-store"})
+
+    async def screenshot(self, request: Request) -> Response:
+        """GET /v1/machines/{id}/screenshot: the screen now, as base64 JPEG (ScreenResponse)."""
+        machine = self.machine_or_404(request, self.api.begin(request))
+        if machine.status == "terminated":
+            raise ApiError(
+                409, "INVALID_STATE", f"Machine {machine.id} is terminated; it has no screen."
+            )
+        image = self.engine.capture(machine)
+        body = {
+            "machine_id": machine.id,
+            "image_b64": base64.b64encode(image).decode("ascii"),
+            "mime_type": "image/jpeg",
+            "width": WIDTH,
+            "height": HEIGHT,
+            "captured_at": iso(self.fleet.now()),
+            "request_id": _request_id(request),
+        }
         return _response(_json(body), headers={"Cache-Control": "no-store"})
 
     async def pricing(self, request: Request) -> Response:

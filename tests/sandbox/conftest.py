@@ -36,6 +36,7 @@ _ROUTES = [
     ("GET", re.compile(r"^/v1/machines/health$"), "HealthResponse"),
     ("GET", re.compile(r"^/v1/machines/pricing$"), "MachinePricingResponse"),
     ("GET", re.compile(r"^/v1/machines/[^/]+/connection$"), "ConnectionDetailsFull"),
+    ("GET", re.compile(r"^/v1/machines/[^/]+/screenshot$"), "ScreenshotResponse"),
     ("POST", re.compile(r"^/v1/machines/[^/]+/(start|stop|restart)$"), "LifecycleResponse"),
     ("GET", re.compile(r"^/v1/machines/[^/]+$"), "GetMachineResponse"),
     ("PATCH", re.compile(r"^/v1/machines/[^/]+$"), "UpdateMachineResponse"),

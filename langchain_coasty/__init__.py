@@ -129,6 +129,7 @@ if TYPE_CHECKING:
     from langchain_coasty.runnable import (
         FollowedRun as FollowedRun,
     )
+    from langchain_coasty.screens import ScreenLimits as ScreenLimits
     from langchain_coasty.tools import (
         CoastyCancelRunTool as CoastyCancelRunTool,
     )
@@ -140,6 +141,9 @@ if TYPE_CHECKING:
     )
     from langchain_coasty.tools import (
         CoastyResumeRunTool as CoastyResumeRunTool,
+    )
+    from langchain_coasty.tools import (
+        CoastyScreenshotTool as CoastyScreenshotTool,
     )
     from langchain_coasty.tools import (
         CoastyToolkit as CoastyToolkit,
@@ -198,7 +202,9 @@ _EXPORTS: dict[str, str] = {
     "CoastyGetRunTool": "langchain_coasty.tools",
     "CoastyResumeRunTool": "langchain_coasty.tools",
     "CoastyCancelRunTool": "langchain_coasty.tools",
+    "CoastyScreenshotTool": "langchain_coasty.tools",
     "CoastyToolkit": "langchain_coasty.tools",
+    "ScreenLimits": "langchain_coasty.screens",
     # events and pauses
     "COASTY_EVENT": "langchain_coasty.callbacks",
     "CoastyEventPayload": "langchain_coasty.callbacks",

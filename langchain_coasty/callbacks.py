@@ -12,6 +12,18 @@ delivered once, in ``seq`` order, through three channels:
 
 The payload is a small dict: ``{"run_id", "machine_id", "seq", "type", "data"}`` where
 ``data`` is the event's data with secrets removed and long strings capped.
+
+A captured screen (setting ``screens_at``: after a ``step``, at a ``pause``, at the ``end``)
+goes through the same channels under its own name, so ``coasty_event`` stays the run's
+events exactly once: the custom event ``"coasty_screenshot"`` (``SCREENSHOT_EVENT``), the
+stream chunk ``{"coasty_screenshot": payload}`` (read it with ``screenshot_payload``) and the
+hook ``on_coasty_screenshot``. The payload has ``type`` ``"screenshot"`` and the ``seq`` of
+the event it follows; its ``data`` is
+``{"at": "step" | "pause" | "end", "screen": ScreenPayload}`` (``langchain_coasty.screens``):
+``machine_id``, ``captured_at``, ``mime_type``, ``width``, ``height``, ``size_bytes`` and
+the bounded image as base64 ``data``, or instead ``omitted`` saying why it is left out
+(over the bounds without Pillow, or unavailable) and how to fetch it
+(``client.machines.screenshot(machine_id)``). ``CoastyRunnable.stream()`` does not yield it.
 """
 
 from __future__ import annotations
@@ -36,14 +48,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COASTY_EVENT",
+    "SCREENSHOT_EVENT",
     "AsyncCoastyCallbackHandler",
     "CoastyCallbackHandler",
     "CoastyEventPayload",
     "coasty_payload",
+    "screenshot_payload",
 ]
 
 COASTY_EVENT = "coasty_event"
 """Name of the LangChain custom event (and key of the LangGraph custom stream chunk)."""
+SCREENSHOT_EVENT = "coasty_screenshot"
+"""Name of the custom event (and stream chunk key) of a captured screen (no run event)."""
 
 MAX_STRING = 2000
 _MAX_ITEMS = 50
@@ -119,6 +135,15 @@ def coasty_payload(chunk: Any) -> CoastyEventPayload | None:
     return None
 
 
+def screenshot_payload(chunk: Any) -> CoastyEventPayload | None:
+    """The ``screenshot`` payload in a LangGraph custom-stream chunk (None when it is not one)."""
+    if isinstance(chunk, Mapping):
+        inner = chunk.get(SCREENSHOT_EVENT)
+        if isinstance(inner, dict) and inner.get("type") == "screenshot":
+            return cast(CoastyEventPayload, inner)
+    return None
+
+
 class EventDispatcher:
     """Delivers payloads to LangChain custom events and LangGraph's custom stream."""
 
@@ -149,8 +174,8 @@ class EventDispatcher:
 
         return bool(get_callback_manager_for_config(ensure_config(self._config)).handlers)
 
-    def dispatch(self, payload: CoastyEventPayload) -> None:
-        """Deliver ``payload`` from sync code."""
+    def dispatch(self, payload: CoastyEventPayload, name: str = COASTY_EVENT) -> None:
+        """Deliver ``payload`` (as the custom event ``name``) from sync code."""
         manager = self._manager
         if manager is None and self._config is not None:
             from langchain_core.runnables.config import (
@@ -162,15 +187,15 @@ class EventDispatcher:
             if manager.parent_run_id is not None:
                 self._manager = manager
         if manager is not None and manager.parent_run_id is not None:
-            manager.on_custom_event(COASTY_EVENT, payload, run_id=manager.parent_run_id)
+            manager.on_custom_event(name, payload, run_id=manager.parent_run_id)
         else:
             # No config (context-variable case) or no parent run: LangChain's own path.
-            dispatch_custom_event(COASTY_EVENT, payload, config=self._config)
+            dispatch_custom_event(name, payload, config=self._config)
         if self._writer is not None:
-            self._writer({COASTY_EVENT: payload})
+            self._writer({name: payload})
 
-    async def adispatch(self, payload: CoastyEventPayload) -> None:
-        """Deliver ``payload`` from async code."""
+    async def adispatch(self, payload: CoastyEventPayload, name: str = COASTY_EVENT) -> None:
+        """Deliver ``payload`` (as the custom event ``name``) from async code."""
         manager = self._amanager
         if manager is None and self._config is not None:
             from langchain_core.runnables.config import (
@@ -182,11 +207,11 @@ class EventDispatcher:
             if manager.parent_run_id is not None:
                 self._amanager = manager
         if manager is not None and manager.parent_run_id is not None:
-            await manager.on_custom_event(COASTY_EVENT, payload, run_id=manager.parent_run_id)
+            await manager.on_custom_event(name, payload, run_id=manager.parent_run_id)
         else:
-            await adispatch_custom_event(COASTY_EVENT, payload, config=self._config)
+            await adispatch_custom_event(name, payload, config=self._config)
         if self._writer is not None:
-            self._writer({COASTY_EVENT: payload})
+            self._writer({name: payload})
 
 
 class CoastyCallbackHandler(BaseCallbackHandler):
@@ -209,9 +234,10 @@ class CoastyCallbackHandler(BaseCallbackHandler):
 
             tool.invoke({"task": "Open the report"}, config={"callbacks": [Printer()]})
 
-    ``on_coasty_event`` sees every event; the typed hooks see the events of their type
-    (``status``, ``step``, ``billing``, ``awaiting_human``, ``done``). Each receives the
-    payload described in this module's docstring.
+    ``on_coasty_event`` sees every run event; the typed hooks see the events of their type
+    (``status``, ``step``, ``billing``, ``awaiting_human``, ``done``) and
+    ``on_coasty_screenshot`` each captured screen. Each receives the payload described in
+    this module's docstring.
 
     Under ``ainvoke``/``abatch`` LangChain calls a sync handler in a worker thread, one hop
     per event: prefer ``AsyncCoastyCallbackHandler`` there, or set ``run_inline = True`` on
@@ -229,6 +255,9 @@ class CoastyCallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> Any:
         """Route ``coasty_event`` custom events to the typed hooks."""
+        if name == SCREENSHOT_EVENT and isinstance(data, dict):
+            self.on_coasty_screenshot(data)  # type: ignore[arg-type]
+            return None
         if name != COASTY_EVENT or not isinstance(data, dict):
             return None
         self.on_coasty_event(data)  # type: ignore[arg-type]
@@ -254,6 +283,9 @@ class CoastyCallbackHandler(BaseCallbackHandler):
 
     def on_coasty_done(self, event: CoastyEventPayload) -> None:
         """Called once, with the run's last event."""
+
+    def on_coasty_screenshot(self, event: CoastyEventPayload) -> None:
+        """Called when a screen is captured (``data["screen"]``, ``data["at"]``)."""
 
 
 class AsyncCoastyCallbackHandler(AsyncCallbackHandler):
@@ -286,6 +318,9 @@ class AsyncCoastyCallbackHandler(AsyncCallbackHandler):
         **kwargs: Any,
     ) -> None:
         """Route ``coasty_event`` custom events to the typed hooks."""
+        if name == SCREENSHOT_EVENT and isinstance(data, dict):
+            await self.on_coasty_screenshot(data)  # type: ignore[arg-type]
+            return
         if name != COASTY_EVENT or not isinstance(data, dict):
             return
         await self.on_coasty_event(data)  # type: ignore[arg-type]
@@ -310,6 +345,9 @@ class AsyncCoastyCallbackHandler(AsyncCallbackHandler):
 
     async def on_coasty_done(self, event: CoastyEventPayload) -> None:
         """Called once, with the run's last event."""
+
+    async def on_coasty_screenshot(self, event: CoastyEventPayload) -> None:
+        """Called when a screen is captured."""
 
 
 _HOOKS = {

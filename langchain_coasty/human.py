@@ -163,6 +163,12 @@ def build_pause_request(
     }
 
 
+def attach_screen(request: PauseRequest, screen: Mapping[str, Any] | None) -> None:
+    """Put the machine's screen at the pause under the payload's ``coasty`` block."""
+    if screen is not None:
+        request["coasty"]["screen"] = dict(screen)
+
+
 def pause_says_why(request: PauseRequest) -> bool:
     """Whether a pause payload holds the agent's reason or question."""
     block = request.get("coasty")

@@ -12,12 +12,26 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, Literal, TypeAlias, TypedDict
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_WIDTH", "ScreenLimits", "ScreenPayload", "bound"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_WIDTH",
+    "SCREEN_MOMENTS",
+    "ScreenLimits",
+    "ScreenMoment",
+    "ScreenPayload",
+    "bound",
+    "limits_of",
+    "unavailable",
+]
 
 DEFAULT_MAX_WIDTH = 1280
 DEFAULT_MAX_BYTES = 200_000
+
+ScreenMoment: TypeAlias = Literal["step", "pause", "end"]
+"""When a call captures the machine's screen (the ``screens_at`` setting)."""
+SCREEN_MOMENTS: tuple[ScreenMoment, ...] = ("step", "pause", "end")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,4 +133,25 @@ def _downscale(image: bytes, limits: ScreenLimits) -> tuple[bytes, int, int] | N
             return out.getvalue(), picture.width, picture.height
         if quality == 40:  # still too large: halve the size for the last try
             picture = picture.resize((max(1, picture.width // 2), max(1, picture.height // 2)))
+    return None
+
+
+def unavailable(machine_id: str, error: BaseException) -> ScreenPayload:
+    """The payload of a screen that could not be captured, saying why (never an error)."""
+    code = getattr(error, "code", None) or type(error).__name__
+    message = str(getattr(error, "message", None) or error)
+    if len(message) > 300:
+        message = message[:300] + "..."
+    return {
+        "machine_id": machine_id,
+        "captured_at": None,
+        "omitted": f"the screen is unavailable ({code}: {message})",
+    }
+
+
+def limits_of(setting: ScreenLimits | bool) -> ScreenLimits | None:
+    """The bounds a ``screens`` setting stands for; None when screens are switched off."""
+    limits = ScreenLimits() if setting is True else setting
+    if isinstance(limits, ScreenLimits) and limits.enabled:
+        return limits
     return None

@@ -8,6 +8,7 @@ from contextlib import aclosing, contextmanager
 from typing import Annotated, Any, ClassVar, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
+from langchain_core.messages.content import create_image_block
 from langchain_core.runnables import ensure_config
 from langchain_core.tools import BaseTool, BaseToolkit, InjectedToolArg, ToolException
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -23,14 +24,23 @@ from langchain_coasty._engine.machine_call import (
 from langchain_coasty._engine.session import FollowedRun, RunSession
 from langchain_coasty._engine.settings import CoastySettings
 from langchain_coasty._engine.steps import call_steps, stream_steps
-from langchain_coasty.client import APIStatusError, CoastyError, ConflictError, Run, RunStatus
+from langchain_coasty.client import (
+    APIStatusError,
+    CoastyError,
+    ConflictError,
+    Run,
+    RunStatus,
+    Screenshot,
+)
 from langchain_coasty.machines import MachineLease
+from langchain_coasty.screens import ScreenLimits, ScreenPayload, bound, limits_of
 
 __all__ = [
     "CoastyCancelRunTool",
     "CoastyComputerTool",
     "CoastyGetRunTool",
     "CoastyResumeRunTool",
+    "CoastyScreenshotTool",
     "CoastyToolkit",
 ]
 
@@ -70,6 +80,16 @@ class ResumeRunInput(BaseModel):
         default=None,
         description="The answer for the agent (e.g. the code, the approval, what to do next).",
     )
+
+
+class ScreenshotInput(BaseModel):
+    """Arguments of ``coasty_screenshot`` when the LLM picks the machine."""
+
+    machine_id: str = Field(description="Id of the Coasty machine to look at.")
+
+
+class NoInput(BaseModel):
+    """Arguments of ``coasty_screenshot`` when the developer fixed the machine (none)."""
 
 
 class _CoastyTool(BaseTool, CoastySettings):
@@ -393,8 +413,94 @@ class CoastyResumeRunTool(_CoastyTool):
         return RunSession.for_existing(settings, ensure_config(), action_name=self.name)
 
 
+class CoastyScreenshotTool(_CoastyTool):
+    """Shows a vision planner the machine's screen now, as a LangChain image content block.
+
+    Setup:
+        Part of ``CoastyToolkit``; needs ``COASTY_API_KEY`` and a chat model that reads images.
+
+    Instantiation:
+        .. code-block:: python
+
+            from langchain_coasty import CoastyScreenshotTool
+
+            screenshot = CoastyScreenshotTool(machine_id="m-123")
+
+    Invocation:
+        .. code-block:: python
+
+            msg = screenshot.invoke({"type": "tool_call", "id": "call_1",
+                                     "name": "coasty_screenshot", "args": {}})
+            msg.content[1]  # {"type": "image", "base64": "...", "mime_type": "image/jpeg"}
+
+    The ToolMessage content is a text block and an image block (bounded by ``screens``, 1280
+    px wide and 200 KB by default); the artifact is the screen's details without the bytes.
+    """
+
+    name: str = "coasty_screenshot"
+    description: str = (
+        "Look at a Coasty machine's screen right now: returns a picture of it. Use it to see "
+        "where things stand before delegating a task, or to check a result afterwards."
+    )
+    args_schema: Any = None
+
+    @model_validator(mode="after")
+    def _pick_schema(self) -> CoastyScreenshotTool:
+        if self.args_schema is None:
+            self.args_schema = NoInput if self.machine_id is not None else ScreenshotInput
+        return self
+
+    def _target(self, machine_id: str | None) -> str:
+        target = self.machine_id or machine_id
+        if not target:
+            raise ToolException("coasty_screenshot needs a machine_id.")
+        return target
+
+    def _run(
+        self, machine_id: str | None = None, run_manager: CallbackManagerForToolRun | None = None
+    ) -> tuple[list[dict[str, Any]], ScreenPayload]:
+        target = self._target(machine_id)
+        with _tool_errors():
+            shot = self.get_client().machines.screenshot(target)
+        return screen_content(shot, limits_of(self.screens) or ScreenLimits())
+
+    async def _arun(
+        self,
+        machine_id: str | None = None,
+        run_manager: AsyncCallbackManagerForToolRun | None = None,
+    ) -> tuple[list[dict[str, Any]], ScreenPayload]:
+        target = self._target(machine_id)
+        with _tool_errors():
+            shot = await self.get_async_client().machines.screenshot(target)
+        return screen_content(shot, limits_of(self.screens) or ScreenLimits())
+
+
+def screen_content(
+    shot: Screenshot, limits: ScreenLimits
+) -> tuple[list[dict[str, Any]], ScreenPayload]:
+    """ToolMessage content (a text and an image block) and artifact for one screenshot."""
+    screen = bound(
+        shot.image,
+        mime_type=shot.mime_type,
+        width=shot.width,
+        height=shot.height,
+        machine_id=shot.machine_id,
+        captured_at=shot.captured_at,
+        limits=limits,
+    )
+    if "data" not in screen:
+        raise ToolException(f"The screen of machine {shot.machine_id}: {screen['omitted']}")
+    details: ScreenPayload = {k: v for k, v in screen.items() if k != "data"}  # type: ignore[assignment]
+    text = (
+        f"The screen of machine {shot.machine_id} at {shot.captured_at or 'now'} "
+        f"({screen['width']}x{screen['height']} px)."
+    )
+    image = create_image_block(base64=screen["data"], mime_type=screen["mime_type"])
+    return [{"type": "text", "text": text}, dict(image)], details
+
+
 class CoastyToolkit(BaseToolkit, CoastySettings):
-    """The Coasty tools for a planner: run a task, look at, answer and cancel runs.
+    """The Coasty tools for a planner: run a task, look at, answer and cancel runs, see the screen.
 
     Setup:
         .. code-block:: bash
@@ -409,7 +515,8 @@ class CoastyToolkit(BaseToolkit, CoastySettings):
 
             toolkit = CoastyToolkit(machine_id="m-123", on_awaiting_human="return")
             tools = toolkit.get_tools()
-            # coasty_computer, coasty_get_run, coasty_resume_run, coasty_cancel_run
+            # coasty_computer, coasty_get_run, coasty_resume_run, coasty_cancel_run,
+            # coasty_screenshot
 
     Invocation:
         .. code-block:: python
@@ -423,7 +530,7 @@ class CoastyToolkit(BaseToolkit, CoastySettings):
     model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
 
     def get_tools(self) -> list[BaseTool]:
-        """The four tools, sharing this toolkit's settings and clients (sync and async)."""
+        """The five tools, sharing this toolkit's settings and clients (sync and async)."""
         settings = self.settings_dict()
         if settings["client"] is None:
             settings["client"] = self.get_client()
@@ -432,6 +539,7 @@ class CoastyToolkit(BaseToolkit, CoastySettings):
             CoastyGetRunTool(**settings),
             CoastyResumeRunTool(**settings),
             CoastyCancelRunTool(**settings),
+            CoastyScreenshotTool(**settings),
         ]
         for tool in tools:
             self.share_clients_with(tool)

@@ -30,9 +30,11 @@ from langchain_coasty._engine.ops import (
     AskPolicy,
     Attached,
     Cancel,
+    CaptureScreen,
     CloseStream,
     Create,
     Deliver,
+    DeliverScreen,
     GetRun,
     NextEvent,
     OpenStream,
@@ -43,7 +45,7 @@ from langchain_coasty._engine.ops import (
     StreamEnd,
 )
 from langchain_coasty._engine.session import RunSession
-from langchain_coasty.callbacks import EventDispatcher
+from langchain_coasty.callbacks import SCREENSHOT_EVENT, EventDispatcher
 from langchain_coasty.client import (
     AsyncCoastyClient,
     AsyncEventStream,
@@ -143,6 +145,13 @@ def drive_sync(
                         client.machines.update(machine_id, ttl_minutes=minutes)
                     except CoastyError as exc:
                         _lease_not_renewed(machine_id, exc)
+                case DeliverScreen(payload=payload):
+                    dispatcher.dispatch(payload, SCREENSHOT_EVENT)
+                case CaptureScreen(machine_id=machine_id):
+                    try:
+                        value = client.machines.screenshot(machine_id)
+                    except CoastyError as missing:  # a missing screen never fails the run
+                        value = missing
                 case AskPolicy(policy=policy, pause=pause):
                     value = policy(pause)
                     if inspect.isawaitable(value):
@@ -244,6 +253,13 @@ async def drive_async(
                         await client.machines.update(machine_id, ttl_minutes=minutes)
                     except CoastyError as exc:
                         _lease_not_renewed(machine_id, exc)
+                case DeliverScreen(payload=payload):
+                    await dispatcher.adispatch(payload, SCREENSHOT_EVENT)
+                case CaptureScreen(machine_id=machine_id):
+                    try:
+                        value = await client.machines.screenshot(machine_id)
+                    except CoastyError as missing:
+                        value = missing
                 case AskPolicy(policy=policy, pause=pause):
                     value = policy(pause)
                     if inspect.isawaitable(value):

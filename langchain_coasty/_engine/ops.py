@@ -24,9 +24,11 @@ __all__ = [
     "AskPolicy",
     "Attached",
     "Cancel",
+    "CaptureScreen",
     "CloseStream",
     "Create",
     "Deliver",
+    "DeliverScreen",
     "GetRun",
     "NextEvent",
     "Op",
@@ -117,6 +119,20 @@ class Deliver:
 
 
 @dataclass(slots=True)
+class DeliverScreen:
+    """Dispatch a ``screenshot`` payload as the ``coasty_screenshot`` event and stream chunk."""
+
+    payload: CoastyEventPayload
+
+
+@dataclass(slots=True)
+class CaptureScreen:
+    """Take the machine's screenshot; returns the ``Screenshot`` or the ``CoastyError``."""
+
+    machine_id: str
+
+
+@dataclass(slots=True)
 class Resume:
     """Resume the paused run with ``note``; an already resumed or finished run is no error."""
 
@@ -161,6 +177,8 @@ Op: TypeAlias = (
     | Cancel
     | AskPolicy
     | RenewLease
+    | CaptureScreen
+    | DeliverScreen
 )
 """Every operation a step generator may yield."""
 

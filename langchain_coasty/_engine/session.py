@@ -27,7 +27,7 @@ from langchain_coasty._graph import (
     is_graph_bubble_up,
 )
 from langchain_coasty.callbacks import CoastyEventPayload, event_payload
-from langchain_coasty.client import Run, RunEvent
+from langchain_coasty.client import CoastyError, Run, RunEvent, Screenshot
 from langchain_coasty.human import (
     DEFAULT_ACTION_NAME,
     AwaitingHumanPolicy,
@@ -37,6 +37,7 @@ from langchain_coasty.human import (
     parse_answer,
 )
 from langchain_coasty.machines import MachineUsage, pause_lease_minutes
+from langchain_coasty.screens import ScreenMoment, ScreenPayload, bound, limits_of, unavailable
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
@@ -70,6 +71,10 @@ class FollowedRun(Run):
     event_log: list[dict[str, Any]] = []
     machine: MachineUsage | None = None
     """The machine the package provisioned or lent for the call, and its cost (else None)."""
+    screen: dict[str, Any] | None = None
+    """The machine's last screen this call captured (``langchain_coasty.screens``
+    ``ScreenPayload``): the end's, or the pause's when the pause was handed back; None
+    when screens are off (``screens``, ``screens_at``)."""
     ended_before_call: bool = False
     """The call found its run already ended: a retry or re-execution of the same tool call
     reattaches to its run (same idempotency key) instead of starting a second one."""
@@ -128,6 +133,8 @@ class RunSession:
         self.lease: MachineLease | None = None
         """The machine this package provisioned for the run, whose lease it renews."""
         self._lease_renewed = time.monotonic()
+        self.screen: ScreenPayload | None = None
+        """The last screen captured (the artifact's ``screen``)."""
 
     @classmethod
     def for_call(
@@ -250,6 +257,45 @@ class RunSession:
     def payload(self, event: RunEvent) -> CoastyEventPayload:
         assert self.run is not None
         return event_payload(event, run_id=self.run.id, machine_id=self.run.machine_id)
+
+    def wants_screen(self, moment: ScreenMoment) -> bool:
+        """Whether to capture the machine's screen at ``moment``."""
+        if self.run is None or not self.run.machine_id:
+            return False
+        return moment in self.settings.screens_at and limits_of(self.settings.screens) is not None
+
+    def take_screen(self, shot: Screenshot | CoastyError) -> ScreenPayload:
+        """The bounded payload of a capture (or why there is none); kept as the last screen."""
+        assert self.run is not None and self.run.machine_id
+        limits = limits_of(self.settings.screens)
+        assert limits is not None
+        if isinstance(shot, Screenshot):
+            screen = bound(
+                shot.image,
+                mime_type=shot.mime_type,
+                width=shot.width,
+                height=shot.height,
+                machine_id=shot.machine_id,
+                captured_at=shot.captured_at,
+                limits=limits,
+            )
+        else:
+            screen = unavailable(self.run.machine_id, shot)
+        self.screen = screen
+        return screen
+
+    def screen_event(
+        self, screen: ScreenPayload, moment: ScreenMoment, seq: int
+    ) -> CoastyEventPayload:
+        """The ``screenshot`` payload for the callbacks and the custom stream."""
+        assert self.run is not None
+        return CoastyEventPayload(
+            run_id=self.run.id,
+            machine_id=self.run.machine_id,
+            seq=seq,
+            type="screenshot",
+            data={"at": moment, "screen": dict(screen)},
+        )
 
     def over_budget(self, credits: int | None) -> bool:
         """Whether ``credits`` charged so far pass ``max_cost_usd`` (then say so, once)."""
@@ -380,6 +426,7 @@ class RunSession:
             stop_note=self.stop_note if self.stop_reason else None,
             event_log=list(self.log),
             ended_before_call=self.ended_before_call,
+            screen=None if self.screen is None else dict(self.screen),
         )
         # The signing secret is kept in the secret store by run id, never on the artifact
         # (which lands in checkpoints, thread state sent to browsers and traces).

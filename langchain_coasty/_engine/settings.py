@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field
 from langchain_coasty.client import AsyncCoastyClient, CoastyClient, RunRequest, check_base_url
 from langchain_coasty.human import AwaitingHumanPolicy
 from langchain_coasty.machines import policy_of
+from langchain_coasty.screens import SCREEN_MOMENTS, ScreenLimits, ScreenMoment
 from langchain_coasty.webhook_secrets import WebhookSecretStore, as_secret_store
 
 __all__ = [
@@ -56,6 +57,11 @@ _LIMITS: dict[str, tuple[str, Any]] = {
         lambda v: _number(v, _MAX_SECONDS),
     ),
     "max_retries": ("an integer in 0..100", lambda v: _integer(v, 0, 100)),
+    "screens": ("a ScreenLimits, True or False", lambda v: isinstance(v, ScreenLimits | bool)),
+    "screens_at": (
+        "a tuple of distinct moments among 'step', 'pause', 'end'",
+        lambda v: _moments(v),
+    ),
     # The run defaults take their bounds from the client's RunRequest: written once.
     **{name: _run_field_limit(name) for name in _RUN_DEFAULTS},
 }
@@ -154,6 +160,12 @@ class CoastySettings(BaseModel):
     """Client-side budget: cancel the run once its notional cost passes this."""
     idle_timeout: float | None = None
     """Cancel the run when no event arrives for this many seconds."""
+    screens: ScreenLimits | bool = True
+    """Bounds of the machine screens put in a pause, the artifact and ``screenshot`` events
+    (``ScreenLimits``: 1280 px wide, 200 KB by default); False leaves screens out."""
+    screens_at: tuple[ScreenMoment, ...] = ("pause", "end")
+    """When a call captures the screen: at a ``pause`` (in the payload), at the ``end`` (the
+    artifact's ``screen``), after each ``step`` (a ``screenshot`` event each)."""
     timeout: float = 30.0
     """The longest one attempt of an API request may take, to the whole response (seconds)."""
     max_retries: int = 2
@@ -248,6 +260,12 @@ def _number(value: Any, most: float) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     return math.isfinite(value) and 0 < value <= most
+
+
+def _moments(value: Any) -> bool:
+    if not isinstance(value, tuple | list) or len(set(value)) != len(value):
+        return False
+    return all(isinstance(m, str) and m in SCREEN_MOMENTS for m in value)
 
 
 def _integer(value: Any, least: int, most: int) -> bool:

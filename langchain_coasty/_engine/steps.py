@@ -22,9 +22,11 @@ from langchain_coasty._engine.ops import (
     NEXT_EVENT,
     AskPolicy,
     Attached,
+    CaptureScreen,
     CloseStream,
     Create,
     Deliver,
+    DeliverScreen,
     GetRun,
     Op,
     OpenStream,
@@ -36,7 +38,8 @@ from langchain_coasty._engine.ops import (
 )
 from langchain_coasty._engine.session import RunSession
 from langchain_coasty.client import CreateResult, Run, RunEvent
-from langchain_coasty.human import PauseRequest, pause_says_why
+from langchain_coasty.human import PauseRequest, attach_screen, pause_says_why
+from langchain_coasty.screens import ScreenMoment, ScreenPayload
 
 __all__ = ["call_steps", "stream_steps"]
 
@@ -82,6 +85,8 @@ def stream_steps(session: RunSession, run: Run) -> Steps:
             renewal = session.lease_renewal()
             if renewal is not None:
                 yield RenewLease(*renewal)
+            if seen.deliver and event.type == "step":
+                yield from _screen_steps(session, "step", event.seq)
             if event.type == "billing" and session.over_budget(_credits(event)):
                 yield from cancel_ops(session)
             pause = seen.pause
@@ -94,8 +99,24 @@ def stream_steps(session: RunSession, run: Run) -> Steps:
             if event.type == "done":
                 break
         yield CloseStream()
+        handed_back = session.stop_reason == "awaiting_human" and session.screen is not None
+        if not handed_back:
+            yield from _screen_steps(session, "end", session.progress.seq)
     final: Run = yield GetRun(run.id)
     return session.finish(final)
+
+
+def _screen_steps(
+    session: RunSession, moment: ScreenMoment, seq: int
+) -> Generator[Op, Any, ScreenPayload | None]:
+    """Capture the screen at ``moment`` (when wanted) and deliver a ``screenshot`` event."""
+    if not session.wants_screen(moment):
+        return None
+    assert session.run is not None and session.run.machine_id
+    shot = yield CaptureScreen(session.run.machine_id)
+    screen = session.take_screen(shot)
+    yield DeliverScreen(session.screen_event(screen, moment, seq))
+    return screen
 
 
 def _pause_steps(
@@ -108,6 +129,9 @@ def _pause_steps(
         cover = session.lease_renewal(for_pause=True)
         if cover is not None:  # the machine waits with the run (a person may look at it)
             yield RenewLease(*cover)
+    if not silent and action in ("interrupt", "return", "call"):
+        screen = yield from _screen_steps(session, "pause", int(pause["coasty"]["seq"]))
+        attach_screen(pause, screen)
     if action == "interrupt":
         answer = session.ask_person(pause)
         yield from answer_ops(session, session.record_answer(answer, index))

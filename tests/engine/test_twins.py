@@ -25,8 +25,10 @@ from langchain_coasty.client import (
     ConflictError,
     CreateResult,
     IdleTimeoutError,
+    NotFoundError,
     Run,
     RunEvent,
+    Screenshot,
 )
 from langchain_coasty.runnable import CoastyRunnable
 
@@ -48,6 +50,8 @@ class Script:
     status: str = "succeeded"
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     cancelled: bool = False
+    screens: bool = True
+    """Whether the machine has a screen (else screenshots are a 404)."""
 
     def run(self) -> Run:
         status = "cancelled" if self.cancelled else self.status
@@ -71,6 +75,14 @@ class Script:
     def resumed(self, note: str | None) -> Run:
         self.calls.append(("resume", note))
         return self.run()
+
+    def screenshot(self, machine_id: str) -> Screenshot:
+        self.calls.append(("screenshot", machine_id))
+        if not self.screens:
+            raise NotFoundError(
+                "no screen for this machine kind", status_code=404, code="NOT_FOUND"
+            )
+        return Screenshot(machine_id=machine_id, image=b"img", width=2, height=2)
 
     def cancel(self) -> Run:
         self.calls.append(("cancel",))
@@ -166,9 +178,26 @@ class _AsyncRuns:
         return self.s.cancel()
 
 
+class _SyncMachines:
+    def __init__(self, script: Script) -> None:
+        self.s = script
+
+    def screenshot(self, machine_id: str) -> Screenshot:
+        return self.s.screenshot(machine_id)
+
+
+class _AsyncMachines:
+    def __init__(self, script: Script) -> None:
+        self.s = script
+
+    async def screenshot(self, machine_id: str) -> Screenshot:
+        return self.s.screenshot(machine_id)
+
+
 @dataclass
 class _Client:
     runs: Any
+    machines: Any
 
 
 class _Recorder(CoastyCallbackHandler):
@@ -181,6 +210,9 @@ class _Recorder(CoastyCallbackHandler):
 
     def on_coasty_event(self, event: CoastyEventPayload) -> None:
         self.seen.append((event["seq"], event["type"], event["data"]))
+
+    def on_coasty_screenshot(self, event: CoastyEventPayload) -> None:
+        self.seen.append((event["seq"], "screenshot", event["data"]))
 
     def on_chain_start(self, serialized: Any, inputs: Any, **kwargs: Any) -> None:
         self.seen.append(("start", kwargs.get("name"), sorted(kwargs.get("tags") or [])))
@@ -217,7 +249,9 @@ def _drive_sync(make: Callable[[], Script], settings: CoastyRunnable, stop_after
     session = RunSession.for_call(settings, TASK, None)
     delivered: list[int] = []
     callbacks = CallbackManager(handlers=[recorder], inheritable_handlers=[recorder])
-    events = drive_sync(session, call_steps(session), _Client(_SyncRuns(script)), callbacks)
+    events = drive_sync(
+        session, call_steps(session), _Client(_SyncRuns(script), _SyncMachines(script)), callbacks
+    )
     for event in events:
         delivered.append(event.seq)
         if stop_after is not None and len(delivered) >= stop_after:
@@ -234,7 +268,9 @@ async def _drive_async(
     session = RunSession.for_call(settings, TASK, None)
     delivered: list[int] = []
     callbacks = AsyncCallbackManager(handlers=[recorder], inheritable_handlers=[recorder])
-    events = drive_async(session, call_steps(session), _Client(_AsyncRuns(script)), callbacks)
+    events = drive_async(
+        session, call_steps(session), _Client(_AsyncRuns(script), _AsyncMachines(script)), callbacks
+    )
     async for event in events:
         delivered.append(event.seq)
         if stop_after is not None and len(delivered) >= stop_after:
@@ -285,6 +321,12 @@ def _long() -> Script:
     return Script([_event(n, "step", step=n) for n in range(1, 8)] + [_event(8, "done")])
 
 
+def _no_screen() -> Script:
+    script = _pause("succeeded")()
+    script.screens = False
+    return script
+
+
 def _answer(value: Any) -> Callable[[Any], Any]:
     return lambda pause: value
 
@@ -302,6 +344,8 @@ CASES = {
     "budget exceeded": (_budget, {"max_cost_usd": 1.0}, None),
     "idle timeout": (_idle, {"idle_timeout": 0.5}, None),
     "abort mid-stream": (_long, {}, 3),
+    "screen unavailable": (_no_screen, {"on_awaiting_human": _answer("481516")}, None),
+    "screens off": (_happy, {"screens": False}, None),
 }
 
 
@@ -315,14 +359,37 @@ async def test_sync_and_async_drivers_decide_alike(case: str) -> None:
     calls = [c[0] for c in sync["calls"]]
     assert calls[0] == "create"
     expected = {
-        "happy path": (["create", "events", "close", "get"], None),
-        "pause answered": (["create", "events", "resume", "close", "get"], None),
-        "pause rejected": (["create", "events", "cancel", "close", "get"], "rejected"),
-        "pause handed back": (["create", "events", "close", "get"], "awaiting_human"),
-        "pause fails the run": (["create", "events", "cancel", "close", "get"], "awaiting_human"),
-        "budget exceeded": (["create", "events", "cancel", "close", "get"], "budget_exceeded"),
-        "idle timeout": (["create", "events", "cancel", "close", "get"], "idle_timeout"),
+        "happy path": (["create", "events", "close", "screenshot", "get"], None),
+        "pause answered": (
+            ["create", "events", "screenshot", "resume", "close", "screenshot", "get"],
+            None,
+        ),
+        "pause rejected": (
+            ["create", "events", "screenshot", "cancel", "close", "screenshot", "get"],
+            "rejected",
+        ),
+        "pause handed back": (
+            ["create", "events", "screenshot", "close", "get"],
+            "awaiting_human",
+        ),
+        "pause fails the run": (
+            ["create", "events", "cancel", "close", "screenshot", "get"],
+            "awaiting_human",
+        ),
+        "budget exceeded": (
+            ["create", "events", "cancel", "close", "screenshot", "get"],
+            "budget_exceeded",
+        ),
+        "idle timeout": (
+            ["create", "events", "cancel", "close", "screenshot", "get"],
+            "idle_timeout",
+        ),
         "abort mid-stream": (["create", "events", "close", "cancel"], None),
+        "screen unavailable": (
+            ["create", "events", "screenshot", "resume", "close", "screenshot", "get"],
+            None,
+        ),
+        "screens off": (["create", "events", "close", "get"], None),
     }[case]
     assert (calls, sync["stop_reason"]) == expected
     if case == "pause answered":
@@ -333,7 +400,16 @@ async def test_sync_and_async_drivers_decide_alike(case: str) -> None:
     else:
         assert sync["callbacks"][0] == ("start", "coasty_run", ["coasty"])
         assert sync["callbacks"][-1][0] == "end"
-        assert [c[0] for c in sync["callbacks"][1:-1]] == sync["delivered"]
+        events = [c for c in sync["callbacks"][1:-1] if c[1] != "screenshot"]
+        assert [c[0] for c in events] == sync["delivered"]
+        shots = [c[2] for c in sync["callbacks"] if c[1] == "screenshot"]
+        assert len(shots) == calls.count("screenshot")
+        if case == "screen unavailable":
+            assert sync["status"] == "succeeded"
+            assert all("unavailable (NOT_FOUND" in s["screen"]["omitted"] for s in shots)
+        elif shots:
+            last = "pause" if case == "pause handed back" else "end"
+            assert shots[-1]["screen"]["data"] == "aW1n" and shots[-1]["at"] == last
 
 
 async def test_an_async_policy_is_refused_on_the_sync_path_only() -> None:

@@ -370,15 +370,18 @@ async def test_events_in_astream_events_and_custom_stream(sb: Any) -> None:
     agent = create_agent(
         single_call_model(PLAIN_TASK), [computer(sb)], checkpointer=InMemorySaver()
     )
-    parts = [
-        chunk["coasty_event"]
+    chunks = [
+        chunk
         async for chunk in agent.astream(
             {"messages": [HumanMessage("go")]},
             {"configurable": {"thread_id": "custom"}},
             stream_mode="custom",
         )
     ]
+    parts = [chunk["coasty_event"] for chunk in chunks if "coasty_event" in chunk]
     assert parts[-1]["type"] == "done"
+    # the screen at the end follows the run's events, under its own key
+    assert chunks[-1]["coasty_screenshot"]["data"]["at"] == "end"
     assert {p["run_id"] for p in parts} == {parts[0]["run_id"]} != {custom[0]["run_id"]}
     assert_exactly_once({parts[0]["run_id"]: [p["seq"] for p in parts]})
 
@@ -387,8 +390,12 @@ def test_sync_custom_stream_and_pause(sb: Any) -> None:
     graph = tool_node_graph(single_call_model(LOGIN_TASK), [computer(sb)], InMemorySaver())
     cfg: Any = {"configurable": {"thread_id": "sync-custom"}}
     first = list(graph.stream({"messages": [HumanMessage("go")]}, cfg, stream_mode="custom"))
-    assert first[-1]["coasty_event"]["type"] == "awaiting_human"
+    assert first[-2]["coasty_event"]["type"] == "awaiting_human"
+    shot = first[-1]["coasty_screenshot"]  # the screen at the pause, with its seq
+    assert shot["data"]["at"] == "pause" and shot["seq"] == first[-2]["coasty_event"]["seq"]
     second = list(graph.stream(Command(resume="ok"), cfg, stream_mode="custom"))
+    assert second.pop()["coasty_screenshot"]["data"]["at"] == "end"
+    first.pop()
     seqs = [p["coasty_event"]["seq"] for p in first + second]
     assert seqs == list(range(1, len(seqs) + 1))
     assert second[0]["coasty_event"]["type"] == "resumed"

@@ -3,7 +3,8 @@
 A Starlette service for a chat product. ``POST /api/chat`` hands the user's message to a
 LangGraph planner that delegates it to Coasty through ``CoastyComputerTool``; the page at ``/``
 follows the thread over Server-Sent Events (``GET /api/threads/{id}/events``: the run's
-``coasty_event``s, the agent's question, the planner's messages) and answers a pause with
+``coasty_event``s, the machine's screen after each step (``coasty_screenshot``), the agent's
+question with the screen at the pause, the planner's messages) and answers a pause with
 Approve (and a note) or Cancel (``POST /api/threads/{id}/answer``), which resumes the same
 graph thread with ``Command(resume=...)`` and so resumes or cancels the same run.
 
@@ -35,8 +36,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from langchain_coasty import CoastyComputerTool
-from langchain_coasty.callbacks import coasty_payload
+from langchain_coasty import CoastyComputerTool, ScreenLimits
+from langchain_coasty.callbacks import coasty_payload, screenshot_payload
 from langchain_coasty.examples import (
     SYSTEM_PROMPT,
     ScriptedPlanner,
@@ -61,6 +62,10 @@ class ThreadLog:
 
     async def add(self, kind: str, data: dict[str, Any]) -> None:
         async with self.changed:
+            if kind == "screen":  # keep only the latest image: a long run has many steps
+                for item in self.items:
+                    if item["kind"] == "screen":
+                        item["data"]["screen"].pop("data", None)
             self.items.append({"kind": kind, "data": data})
             self.changed.notify_all()
 
@@ -118,6 +123,8 @@ class ChatService:
                 if mode == "custom":
                     if (event := coasty_payload(chunk)) is not None:
                         await log.add("coasty", event)
+                    elif (shot := screenshot_payload(chunk)) is not None:
+                        await log.add("screen", _screen(shot))
                     continue
                 for node, update in chunk.items():
                     if node == "__interrupt__":
@@ -137,6 +144,11 @@ class ChatService:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _screen(shot: dict[str, Any]) -> dict[str, Any]:
+    """What the page needs of a screenshot payload: the image, when, and of which run."""
+    return {"run_id": shot["run_id"], "seq": shot["seq"], **shot["data"]}
 
 
 def _question(interrupt_id: str, value: Any) -> dict[str, Any]:
@@ -250,6 +262,8 @@ def build_agent(
         machine_id=machine_id,
         max_steps=20,
         on_awaiting_human="interrupt",
+        screens=ScreenLimits(max_width=960, max_bytes=150_000),  # what the page shows
+        screens_at=("step", "pause", "end"),
     )
     return create_agent(
         model or ScriptedPlanner(),

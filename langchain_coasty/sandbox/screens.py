@@ -159,15 +159,15 @@ def render(state: ScreenState, *, mime_type: str = "image/jpeg") -> bytes:
         draw.text((40, 40), f"{state.machine_id}: stopped", fill=(90, 90, 90), font=_font(20))
         return _encode(image, mime_type)
     _window(draw, state)
+    if state.question is not None:
+        _pause_banner(image, state.question)
+        draw = ImageDraw.Draw(image)
     point = _target(state.action, state.args)
-    if point is not None:
+    if point is not None:  # drawn last, so a person asked at a pause sees the target too
         x, y = point
         draw.ellipse((x - 18, y - 18, x + 18, y + 18), outline=(220, 30, 30), width=4)
         draw.line((x - 26, y, x + 26, y), fill=(220, 30, 30), width=2)
         draw.line((x, y - 26, x, y + 26), fill=(220, 30, 30), width=2)
-    if state.question is not None:
-        _pause_banner(image, state.question)
-        draw = ImageDraw.Draw(image)
     _status_bar(draw, state)
     return _encode(image, mime_type)
 

@@ -216,7 +216,7 @@ async def test_toolkit_get_resume_cancel(sb: Any, recorder: Recorder, use_async:
         machine_id=sb.machine_id,
         on_awaiting_human="return",
     )
-    computer, get_run, resume_run, cancel_run = toolkit.get_tools()
+    computer, get_run, resume_run, cancel_run, _screenshot = toolkit.get_tools()
     cfg: Any = {"callbacks": [recorder]}
 
     async def call(tool: Any, args: dict[str, Any]) -> Any:

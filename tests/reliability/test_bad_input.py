@@ -292,7 +292,7 @@ def test_computer_tool_arguments(coasty_sandbox: Any, client: CoastyClient, wire
 
 
 def test_toolkit_run_tools(coasty_sandbox: Any, client: CoastyClient, wire: Recorder) -> None:
-    _computer, get_run, resume_run, cancel_run = CoastyToolkit(
+    _computer, get_run, resume_run, cancel_run, _screenshot = CoastyToolkit(
         client=client, machine_id=coasty_sandbox.machine_id
     ).get_tools()
 

@@ -121,12 +121,12 @@ async def test_thread_survives_a_server_restart(sb: Any, tmp_path: Path) -> None
             input={"messages": [{"role": "user", "content": TASK}]},
             stream_mode=["custom", "updates"],
         ):
-            if part.event == "custom":
+            if part.event == "custom" and "coasty_event" in part.data:
                 custom.append(part.data["coasty_event"])
         state = await client.threads.get_state(thread["thread_id"])
         (pending,) = state["interrupts"]
         coasty = pending["value"]["coasty"]
-        assert coasty["question"]
+        assert coasty["question"] and coasty["screen"]["data"]  # the screen, through the server
         run_id = coasty["run_id"]
         # The run's events reached the SDK's custom stream, up to the pause.
         assert [e["seq"] for e in custom] == list(range(1, coasty["seq"] + 1))

@@ -87,6 +87,7 @@ def test_toolkit_tools_share_settings() -> None:
         "coasty_get_run",
         "coasty_resume_run",
         "coasty_cancel_run",
+        "coasty_screenshot",
     ]
     assert all(getattr(t, "max_cost_usd", None) == 1.5 for t in tools)
     assert len({id(getattr(t, "client", None)) for t in tools}) == 1

@@ -30,6 +30,7 @@ class Trickler:
         self.port = self.sock.getsockname()[1]
         self.sent: list[int] = []
         self.stop = threading.Event()
+        self.answers: list[threading.Thread] = []
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -42,7 +43,16 @@ class Trickler:
                 continue
             except OSError:
                 return  # closed by the fixture
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+            answer = threading.Thread(target=self._answer, args=(conn,), daemon=True)
+            self.answers.append(answer)
+            answer.start()
+
+    def finish(self) -> None:
+        """Stop serving and wait until every answer has recorded what it sent."""
+        self.stop.set()
+        self.thread.join(5)
+        for answer in list(self.answers):
+            answer.join(5)
 
     def _answer(self, conn: socket.socket) -> None:
         with conn:
@@ -85,8 +95,7 @@ def test_a_trickling_server_cannot_hold_a_sync_call(trickler: Trickler) -> None:
         pytest.raises(APITimeoutError, match="whole"),
     ):
         client.runs.get("run-1")
-    trickler.stop.set()
-    trickler.thread.join(5)
+    trickler.finish()
     assert trickler.sent and max(trickler.sent) < len(BODY)  # it gave up long before the end
 
 
@@ -105,8 +114,7 @@ def test_trickled_headers_cannot_hold_a_sync_call(head_trickler: Trickler) -> No
         pytest.raises(APITimeoutError, match="whole response within the 1 s"),
     ):
         client.runs.get("run-1")
-    head_trickler.stop.set()
-    head_trickler.thread.join(5)
+    head_trickler.finish()
     assert head_trickler.sent and max(head_trickler.sent) < 60  # headers unfinished: ~5 bytes/s
 
 

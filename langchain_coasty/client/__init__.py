@@ -11,10 +11,31 @@ with CoastyClient() as client:  # COASTY_API_KEY, COASTY_BASE_URL from the envir
     machine = client.machines.create("worker", ttl_minutes=60)  # the lease: a last line
     client.machines.wait_until(machine.id, "running", timeout=300)
     client.machines.delete(machine.id)
+
+    # Step by step: ask where an element is, or what to do next, on a screenshot.
+    spot = client.ground(png_bytes, "the Sign in button")  # spot.x, spot.y
+    session = client.sessions.create(max_trajectory_length=5)
+    step = client.sessions.predict(session.session_id, png_bytes, "Sign in")
+    client.machines.actions("m-1", "click", {"x": spot.x, "y": spot.y})
 ```
 """
 
 from langchain_coasty.client._client import AsyncCoastyClient, CoastyClient
+from langchain_coasty.client._cua_models import (
+    ActionResult,
+    BatchActionResult,
+    GroundResult,
+    PredictedAction,
+    Prediction,
+    Session,
+    SessionInfo,
+    SessionMutation,
+    SessionPrediction,
+    SessionsPage,
+    Usage,
+    UsageLine,
+)
+from langchain_coasty.client._cua_params import ScreenshotLike
 from langchain_coasty.client._errors import (
     APIConnectionError,
     APIStatusError,
@@ -80,10 +101,12 @@ __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
+    "ActionResult",
     "AsyncCoastyClient",
     "AsyncEventStream",
     "AuthenticationError",
     "BadRequestError",
+    "BatchActionResult",
     "BillingActiveItem",
     "BillingActiveResponse",
     "CoastyClient",
@@ -92,6 +115,7 @@ __all__ = [
     "CreateResult",
     "CuaVersionInfo",
     "EventStream",
+    "GroundResult",
     "IdempotencyInFlightError",
     "IdempotencyKeyReusedError",
     "IdempotencyLookup",
@@ -116,6 +140,8 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "PredictedAction",
+    "Prediction",
     "ProvisionRequest",
     "ProvisionResult",
     "RateLimit",
@@ -127,7 +153,15 @@ __all__ = [
     "RunStatus",
     "RunsPage",
     "Screenshot",
+    "ScreenshotLike",
+    "Session",
+    "SessionInfo",
+    "SessionMutation",
+    "SessionPrediction",
+    "SessionsPage",
     "UnprocessableEntityError",
+    "Usage",
+    "UsageLine",
     "check_base_url",
     "new_idempotency_key",
     "provision_request",

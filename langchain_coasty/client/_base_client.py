@@ -9,6 +9,7 @@ without doing I/O, what follows each attempt: the twins in `_client` only send, 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import ssl
@@ -21,6 +22,17 @@ import httpx
 from pydantic import SecretStr, ValidationError
 
 from langchain_coasty._version import __version__
+from langchain_coasty.client._cua_models import (
+    ActionResult,
+    BatchActionResult,
+    GroundResult,
+    Prediction,
+    Session,
+    SessionInfo,
+    SessionMutation,
+    SessionPrediction,
+    SessionsPage,
+)
 from langchain_coasty.client._errors import (
     APIConnectionError,
     APITimeoutError,
@@ -79,9 +91,47 @@ _Model = TypeVar(
     MachineUpdate,
     BillingActiveResponse,
     Screenshot,
+    GroundResult,
+    Prediction,
+    SessionPrediction,
+    Session,
+    SessionInfo,
+    SessionsPage,
+    SessionMutation,
+    ActionResult,
+    BatchActionResult,
 )
-_Made = TypeVar("_Made", Run, ProvisionResult)
-_Result = TypeVar("_Result", CreateResult, ProvisionResult)
+_Keyed = TypeVar(
+    "_Keyed",
+    GroundResult,
+    Prediction,
+    SessionPrediction,
+    Session,
+    ActionResult,
+    BatchActionResult,
+)
+_Made = TypeVar(
+    "_Made",
+    Run,
+    ProvisionResult,
+    GroundResult,
+    Prediction,
+    SessionPrediction,
+    Session,
+    ActionResult,
+    BatchActionResult,
+)
+_Result = TypeVar(
+    "_Result",
+    CreateResult,
+    ProvisionResult,
+    GroundResult,
+    Prediction,
+    SessionPrediction,
+    Session,
+    ActionResult,
+    BatchActionResult,
+)
 _Resend = Literal["always", "unsent"]
 
 _sleep = time.sleep
@@ -107,6 +157,8 @@ def _parse(model: type[_Model], response: httpx.Response) -> _Model:
             body["request_id"] = response.headers.get("x-coasty-request-id")
         if model is Run and isinstance(body, dict):
             _credits_from_headers(body, response.headers)
+        elif "usage" in model.model_fields and isinstance(body, dict) and "usage" not in body:
+            _usage_from_headers(body, response.headers)
         return model.model_validate(body)
     except (ValueError, ValidationError, RecursionError) as exc:
         raise _unexpected_body(response, f"an unexpected {model.__name__} body") from exc
@@ -128,6 +180,13 @@ def _credits_from_headers(body: dict[str, Any], headers: httpx.Headers) -> None:
     remaining = _header_int(headers, "x-credits-remaining")
     if remaining is not None and body.get("credits_remaining") is None:
         body["credits_remaining"] = remaining
+
+
+def _usage_from_headers(body: dict[str, Any], headers: httpx.Headers) -> None:
+    """A body without `usage` takes its cost from X-Credits-Charged, when sent."""
+    charged = _header_int(headers, "x-credits-charged")
+    if charged is not None:
+        body["usage"] = {"credits_charged": charged, "cost_cents": charged}
 
 
 def _health(response: httpx.Response) -> dict[str, Any]:
@@ -165,6 +224,12 @@ class _CreateKind(Generic[_Made, _Result]):
     model: type[_Made]
     finish: Callable[[_Made, str, bool], _Result]
     """(what the server answered, the key, whether it was a replay) -> the call's result."""
+    again: str = "create"
+    """The call that repeats this one (named in the error of a lost answer)."""
+
+    def at(self, path: str) -> _CreateKind[_Made, _Result]:
+        """The same kind of call, sent to ``path`` (a path with an id in it)."""
+        return dataclasses.replace(self, path=path)
 
 
 def _finish_run(run: Run, key: str, replayed: bool) -> CreateResult:
@@ -175,14 +240,41 @@ def _finish_machine(made: ProvisionResult, key: str, replayed: bool) -> Provisio
     return made.model_copy(update={"replayed": replayed, "idempotency_key": key})
 
 
+def _finish_keyed(made: _Keyed, key: str, replayed: bool) -> _Keyed:
+    return made.model_copy(update={"replayed": replayed, "idempotency_key": key})
+
+
 _RUN_CREATE = _CreateKind("/v1/runs", "run", Run, _finish_run)
-_MACHINE_CREATE = _CreateKind("/v1/machines", "machine", ProvisionResult, _finish_machine)
+_MACHINE_CREATE = _CreateKind(
+    "/v1/machines", "machine", ProvisionResult, _finish_machine, "machines.create"
+)
+_GROUND = _CreateKind("/v1/ground", "grounding", GroundResult, _finish_keyed, "ground")
+_PREDICT = _CreateKind("/v1/predict", "prediction", Prediction, _finish_keyed, "predict")
+_SESSION_CREATE = _CreateKind("/v1/sessions", "session", Session, _finish_keyed, "sessions.create")
+_SESSION_PREDICT = _CreateKind(
+    "/v1/sessions/{id}/predict",
+    "session step",
+    SessionPrediction,
+    _finish_keyed,
+    "sessions.predict",
+)
+_ACTION = _CreateKind(
+    "/v1/machines/{id}/actions", "action", ActionResult, _finish_keyed, "machines.actions"
+)
+_ACTION_BATCH = _CreateKind(
+    "/v1/machines/{id}/actions/batch",
+    "action batch",
+    BatchActionResult,
+    _finish_keyed,
+    "machines.actions_batch",
+)
 
 
-def _note_possible_create(error: CoastyError, key: str, noun: str = "run") -> CoastyError:
+def _note_possible_create(
+    error: CoastyError, key: str, noun: str = "run", again: str = "create"
+) -> CoastyError:
     """Add to `error` that its create may have made a run (or machine), and how to find it."""
     error.idempotency_key = key
-    again = "create" if noun == "run" else "machines.create"
     note = (
         f" The {noun} may have been created: collect it with client.idempotency.get({key!r}) "
         f"(or {again} again with the same idempotency_key) once Coasty answers."
@@ -274,7 +366,9 @@ class _Recovery(Generic[_Made]):
     def raise_unless_unknown(self, exc: CoastyError) -> None:
         """A 404 means no run was created; any other failure leaves the outcome unknown."""
         if not isinstance(exc, NotFoundError):
-            raise _note_possible_create(self.cause, self.key, self.kind.noun) from exc
+            raise _note_possible_create(
+                self.cause, self.key, self.kind.noun, self.kind.again
+            ) from exc
 
     def after_record(self, lookup: IdempotencyLookup) -> _Made | _Retry | None:
         """What was made, a poll to make later, or None when the record stays `processing`."""
@@ -341,7 +435,7 @@ class _CreateAttempts(_RetryState, Generic[_Made, _Result]):
         if made is not None:
             return self._result(made, replayed=not self.may_have_created)
         if recovery.final:
-            raise _note_possible_create(recovery.cause, self.key, self.kind.noun)
+            raise _note_possible_create(recovery.cause, self.key, self.kind.noun, self.kind.again)
         return self._next(recovery.cause, True, None)
 
     def _next(

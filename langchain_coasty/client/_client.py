@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
@@ -18,7 +18,9 @@ from pydantic import SecretStr
 
 from langchain_coasty.client import _base_client
 from langchain_coasty.client._base_client import (
+    _GROUND,
     _MACHINE_CREATE,
+    _PREDICT,
     _RUN_CREATE,
     _BadResponse,
     _BaseClient,
@@ -33,11 +35,15 @@ from langchain_coasty.client._base_client import (
     _Retry,
     _RetryState,
 )
+from langchain_coasty.client._cua import AsyncSessions, Sessions
+from langchain_coasty.client._cua_models import GroundResult, Prediction
+from langchain_coasty.client._cua_params import ScreenshotInput, ground_body, predict_body
 from langchain_coasty.client._deadline import new_client, overdue, send_within
 from langchain_coasty.client._errors import CoastyError
 from langchain_coasty.client._machine_models import ProvisionResult
 from langchain_coasty.client._machines import AsyncBilling, AsyncMachines, Billing, Machines
 from langchain_coasty.client._models import CreateResult, ModelsResponse
+from langchain_coasty.client._params import LlmConfig, check_idempotency_key
 from langchain_coasty.client._resources import AsyncIdempotency, AsyncRuns, Idempotency, Runs
 
 __all__ = ["AsyncCoastyClient", "CoastyClient"]
@@ -89,6 +95,7 @@ class CoastyClient(_BaseClient[httpx.Client]):
         self.idempotency = Idempotency(self)
         self.machines = Machines(self)
         self.billing = Billing(self)
+        self.sessions = Sessions(self)
 
     def close(self) -> None:
         """Close the connection pools (not a caller-supplied `http_client`)."""
@@ -115,6 +122,59 @@ class CoastyClient(_BaseClient[httpx.Client]):
     def models(self) -> ModelsResponse:
         """`GET /v1/models`: the models, CUA versions and action types this key may use."""
         return _parse(ModelsResponse, self._request("GET", "/v1/models"))
+
+    def ground(
+        self,
+        screenshot: ScreenshotInput,
+        element: str,
+        *,
+        screen_width: int | None = None,
+        screen_height: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> GroundResult:
+        """Where a described element is on a screenshot (`POST /v1/ground`, ~3 credits)."""
+        body = ground_body(
+            screenshot, element, screen_width=screen_width, screen_height=screen_height
+        )
+        return self._keyed_create(body, check_idempotency_key(idempotency_key), _GROUND)
+
+    def predict(
+        self,
+        screenshot: ScreenshotInput,
+        instruction: str,
+        *,
+        cua_version: str | None = None,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        instructions: str | None = None,
+        screen_width: int | None = None,
+        screen_height: int | None = None,
+        trajectory: Sequence[Mapping[str, Any]] | None = None,
+        max_actions: int | None = None,
+        tools: Sequence[str] | None = None,
+        include_reasoning: bool | None = None,
+        include_raw_code: bool | None = None,
+        llm: LlmConfig | Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Prediction:
+        """The next actions for a screenshot and an instruction (`POST /v1/predict`, stateless)."""
+        body = predict_body(
+            screenshot,
+            instruction,
+            cua_version=cua_version,
+            model=model,
+            system_prompt=system_prompt,
+            instructions=instructions,
+            screen_width=screen_width,
+            screen_height=screen_height,
+            trajectory=trajectory,
+            max_actions=max_actions,
+            tools=None if tools is None else list(tools),
+            include_reasoning=include_reasoning,
+            include_raw_code=include_raw_code,
+            llm=llm,
+        )
+        return self._keyed_create(body, check_idempotency_key(idempotency_key), _PREDICT)
 
     def _request(
         self,
@@ -235,6 +295,7 @@ class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
         self.idempotency = AsyncIdempotency(self)
         self.machines = AsyncMachines(self)
         self.billing = AsyncBilling(self)
+        self.sessions = AsyncSessions(self)
 
     async def close(self) -> None:
         """Close the connection pools (not a caller-supplied `http_client`)."""
@@ -261,6 +322,59 @@ class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
     async def models(self) -> ModelsResponse:
         """`GET /v1/models`: the models, CUA versions and action types this key may use."""
         return _parse(ModelsResponse, await self._request("GET", "/v1/models"))
+
+    async def ground(
+        self,
+        screenshot: ScreenshotInput,
+        element: str,
+        *,
+        screen_width: int | None = None,
+        screen_height: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> GroundResult:
+        """Where a described element is on a screenshot (`POST /v1/ground`, ~3 credits)."""
+        body = ground_body(
+            screenshot, element, screen_width=screen_width, screen_height=screen_height
+        )
+        return await self._keyed_create(body, check_idempotency_key(idempotency_key), _GROUND)
+
+    async def predict(
+        self,
+        screenshot: ScreenshotInput,
+        instruction: str,
+        *,
+        cua_version: str | None = None,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        instructions: str | None = None,
+        screen_width: int | None = None,
+        screen_height: int | None = None,
+        trajectory: Sequence[Mapping[str, Any]] | None = None,
+        max_actions: int | None = None,
+        tools: Sequence[str] | None = None,
+        include_reasoning: bool | None = None,
+        include_raw_code: bool | None = None,
+        llm: LlmConfig | Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Prediction:
+        """The next actions for a screenshot and an instruction (`POST /v1/predict`, stateless)."""
+        body = predict_body(
+            screenshot,
+            instruction,
+            cua_version=cua_version,
+            model=model,
+            system_prompt=system_prompt,
+            instructions=instructions,
+            screen_width=screen_width,
+            screen_height=screen_height,
+            trajectory=trajectory,
+            max_actions=max_actions,
+            tools=None if tools is None else list(tools),
+            include_reasoning=include_reasoning,
+            include_raw_code=include_raw_code,
+            llm=llm,
+        )
+        return await self._keyed_create(body, check_idempotency_key(idempotency_key), _PREDICT)
 
     async def _request(
         self,

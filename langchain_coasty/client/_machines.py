@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from langchain_coasty.client import _base_client
-from langchain_coasty.client._base_client import _parse, _unexpected_body
+from langchain_coasty.client._base_client import _ACTION, _ACTION_BATCH, _parse, _unexpected_body
+from langchain_coasty.client._cua_models import ActionResult, BatchActionResult
+from langchain_coasty.client._cua_params import action_body, batch_body
 from langchain_coasty.client._errors import APITimeoutError, MachineStateError
 from langchain_coasty.client._machine_models import (
     MAX_SCREENSHOT_BYTES,
@@ -335,6 +337,33 @@ class Machines:
             if wait.expired():
                 raise wait.timed_out()
 
+    def actions(
+        self,
+        machine_id: str,
+        command: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        timeout_ms: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> ActionResult:
+        """Run one command on the machine (`POST /v1/machines/{id}/actions`), at most once."""
+        body = action_body(command, parameters, timeout_ms=timeout_ms)
+        kind = _ACTION.at(_machine_path(machine_id, "/actions"))
+        return self._client._keyed_create(body, check_idempotency_key(idempotency_key), kind)
+
+    def actions_batch(
+        self,
+        machine_id: str,
+        steps: Sequence[Mapping[str, Any]],
+        *,
+        stop_on_error: bool = True,
+        idempotency_key: str | None = None,
+    ) -> BatchActionResult:
+        """Run up to 50 `{command, parameters}` steps in order, stopping at a failure by default."""
+        body = batch_body(steps, stop_on_error=stop_on_error)
+        kind = _ACTION_BATCH.at(_machine_path(machine_id, "/actions/batch"))
+        return self._client._keyed_create(body, check_idempotency_key(idempotency_key), kind)
+
 
 class Billing:
     """`client.billing`: what is billing the wallet right now."""
@@ -499,6 +528,33 @@ class AsyncMachines:
                         raise wait.timed_out()
         except TimeoutError:
             raise wait.timed_out() from None
+
+    async def actions(
+        self,
+        machine_id: str,
+        command: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        timeout_ms: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> ActionResult:
+        """Run one command on the machine (`POST /v1/machines/{id}/actions`), at most once."""
+        body = action_body(command, parameters, timeout_ms=timeout_ms)
+        kind = _ACTION.at(_machine_path(machine_id, "/actions"))
+        return await self._client._keyed_create(body, check_idempotency_key(idempotency_key), kind)
+
+    async def actions_batch(
+        self,
+        machine_id: str,
+        steps: Sequence[Mapping[str, Any]],
+        *,
+        stop_on_error: bool = True,
+        idempotency_key: str | None = None,
+    ) -> BatchActionResult:
+        """Run up to 50 `{command, parameters}` steps in order, stopping at a failure by default."""
+        body = batch_body(steps, stop_on_error=stop_on_error)
+        kind = _ACTION_BATCH.at(_machine_path(machine_id, "/actions/batch"))
+        return await self._client._keyed_create(body, check_idempotency_key(idempotency_key), kind)
 
 
 class AsyncBilling:

@@ -43,7 +43,7 @@ from langchain_coasty.client._stream import AsyncEventStream, EventStream, Strea
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from langchain_coasty.client._base_client import _Resend
+    from langchain_coasty.client._base_client import _CreateKind, _Made, _Resend, _Result
     from langchain_coasty.client._machine_models import ProvisionResult
     from langchain_coasty.client._retry import RetryPolicy
 
@@ -67,6 +67,9 @@ class _SyncClient(_ClientCore, Protocol):
     def _pool(self, route: str) -> httpx.Client: ...
     def _create(self, body: dict[str, Any], key: str) -> CreateResult: ...
     def _provision(self, body: dict[str, Any], key: str) -> ProvisionResult: ...
+    def _keyed_create(
+        self, body: dict[str, Any], key: str, kind: _CreateKind[_Made, _Result]
+    ) -> _Result: ...
     def _request(
         self,
         method: str,
@@ -85,6 +88,9 @@ class _AsyncClient(_ClientCore, Protocol):
     def _pool(self, route: str) -> httpx.AsyncClient: ...
     async def _create(self, body: dict[str, Any], key: str) -> CreateResult: ...
     async def _provision(self, body: dict[str, Any], key: str) -> ProvisionResult: ...
+    async def _keyed_create(
+        self, body: dict[str, Any], key: str, kind: _CreateKind[_Made, _Result]
+    ) -> _Result: ...
     async def _request(
         self,
         method: str,

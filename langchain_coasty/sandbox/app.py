@@ -29,10 +29,20 @@ Public API (auth: ``X-API-Key: sk-coasty-test-…`` / ``sk-coasty-live-…`` or
                                    while the machine is not running (module screens)
     GET  /v1/billing/active        created machines metering now and their summed rate
                                    (the sandbox meters test-mode machines too)
+    POST /v1/machines/{id}/actions one command on a running machine's screen (keyed);
+                                   /actions/batch: up to 50, stop_on_error (module desktop)
+    POST /v1/ground                an element's (x, y) in the screenshot's real size (keyed)
+    POST /v1/predict               the next actions of an instruction after a trajectory
+    POST /v1/sessions              a session (keyed); GET lists them; GET/DELETE
+                                   /v1/sessions/{id}; POST .../predict (keyed), .../reset;
+                                   2 h idle TTL on the sandbox clock (module cua)
+    GET  /v1/models                the model catalog
 
 A run on a machine that exists but is not running is a 409 INVALID_STATE. Created machines
 have ids ``mch_test_<hex>`` for test keys and UUIDs for live keys; the pre-provisioned ones
 (``m-sandbox-1``, ...) are shared by both, always start running and bill nothing.
+Ground, predict and sessions bill live keys per call (``usage``, ``X-Credits-Charged``, the
+``cua_credits_*`` counters); test keys and replays are free (``billed: false``).
 
 Every response carries ``X-Coasty-Request-Id``, ``X-Coasty-Key-Kind`` and
 ``X-Coasty-Test-Mode``; creates also ``X-Credits-Charged: 0``. Errors use the documented
@@ -108,6 +118,7 @@ from starlette.routing import Route
 from langchain_coasty.sandbox._http import CoastyHeaders, HostPolicy
 from langchain_coasty.sandbox.api import _Api
 from langchain_coasty.sandbox.control import _Control
+from langchain_coasty.sandbox.cua_api import _CuaApi
 from langchain_coasty.sandbox.engine import Engine
 from langchain_coasty.sandbox.errors import (
     ApiError,
@@ -140,6 +151,7 @@ def create_app(
     api = _Api(engine)
     machines = _MachinesApi(api)
     control = _Control(engine, policy)
+    cua = _CuaApi(api)
     _install_log_filter()
 
     routes = [
@@ -164,6 +176,16 @@ def create_app(
         Route("/v1/machines/{machine_id}/connection", machines.connection, methods=["GET"]),
         Route("/v1/machines/{machine_id}/screenshot", machines.screenshot, methods=["GET"]),
         Route("/v1/billing/active", machines.billing_active, methods=["GET"]),
+        Route("/v1/machines/{machine_id}/actions", cua.action, methods=["POST"]),
+        Route("/v1/machines/{machine_id}/actions/batch", cua.action_batch, methods=["POST"]),
+        Route("/v1/ground", cua.ground, methods=["POST"]),
+        Route("/v1/predict", cua.predict, methods=["POST"]),
+        Route("/v1/sessions", cua.create_session, methods=["POST"]),
+        Route("/v1/sessions", cua.list_sessions, methods=["GET"]),
+        Route("/v1/sessions/{session_id}", cua.get_session, methods=["GET"]),
+        Route("/v1/sessions/{session_id}", cua.delete_session, methods=["DELETE"]),
+        Route("/v1/sessions/{session_id}/predict", cua.session_predict, methods=["POST"]),
+        Route("/v1/sessions/{session_id}/reset", cua.reset_session, methods=["POST"]),
         Route("/v1/models", api.list_models, methods=["GET"]),
         Route("/_sandbox/reset", control.reset, methods=["POST"]),
         Route("/_sandbox/counters", control.counters, methods=["GET"]),

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from langchain_coasty.sandbox.cua import SessionStore
 from langchain_coasty.sandbox.delivery import WebhookSender
 from langchain_coasty.sandbox.faults import FaultInjector
 from langchain_coasty.sandbox.fleet import Fleet, SandboxMachine
@@ -116,6 +117,11 @@ class Engine:
         self.last_create_body: Any = None
         self.screens: dict[str, ScreenState] = {}
         self.fleet.reset(self.machine_ids)
+        self.sessions = SessionStore()
+
+    def bill(self, key_kind: str, credits: int) -> None:
+        """Count the credits one step-by-step call charged (visible in the counters)."""
+        self.counts[f"cua_credits_{key_kind}"] += credits
 
     def _webhook_settings(self) -> tuple[float, int, float]:
         c = self.config
@@ -155,6 +161,14 @@ class Engine:
             "webhook_attempts",
             "machine_create_calls",
             "machines_created",
+            "ground_calls",
+            "predict_calls",
+            "sessions_created",
+            "session_predict_calls",
+            "actions_executed",
+            "cua_replays",
+            "cua_credits_live",
+            "cua_credits_test",
         )
         out: dict[str, Any] = {name: self.counts[name] for name in names}
         machines_by_status: Counter[str] = Counter(m.status for m in self.fleet.created())
@@ -304,6 +318,31 @@ class Engine:
             return lost
 
         return await self._keyed(body, key_kind, key, request_id, make, lose)
+
+    async def submit_call(
+        self,
+        path: str,
+        body: dict[str, Any],
+        key_kind: str,
+        *,
+        key: str | None,
+        request_id: str,
+        make: Callable[[], bytes],
+    ) -> Created:
+        """A keyed step-by-step call (ground, predict, sessions, actions): ``make`` runs once
+        per key and path; a repeat replays its answer."""
+
+        async def made() -> bytes:
+            return make()
+
+        def lose() -> bool:
+            lost = self.faults.cua_response_lost()
+            if lost:
+                self.faults.fire("cua_lose_response")
+            return lost
+
+        keyed_body = {"path": path, "body": body}
+        return await self._keyed(keyed_body, key_kind, key, request_id, made, lose)
 
     async def _keyed(
         self,

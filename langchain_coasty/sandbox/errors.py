@@ -8,6 +8,7 @@ With the ``error_flags`` setting off (or ``flags=False``), the two retry flags a
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -44,7 +45,11 @@ _RETRYABLE = frozenset(
         "LLM_PROVIDER_RATE_LIMITED",
     }
 )
-_KEYED_CREATES = frozenset({"/v1/runs", "/v1/machines"})
+_KEYED_CREATES = re.compile(
+    r"/v1/(runs|machines|ground|predict|sessions|sessions/[^/]+/predict"
+    r"|machines/[^/]+/actions(/batch)?)"
+)
+"""The reserve-and-replay routes: a retryable error may be retried with the same key."""
 _SUGGESTIONS = {
     "INVALID_API_KEY": "Send X-API-Key: sk-coasty-test-<hex> (or Authorization: Bearer <key>).",
     "VALIDATION_ERROR": "Fix the field named in error.details and send the request again.",
@@ -111,7 +116,7 @@ def _error_body(request: Request, exc: ApiError) -> Response:
         same_key = (
             retryable
             and request.method == "POST"
-            and path in _KEYED_CREATES
+            and _KEYED_CREATES.fullmatch(path) is not None
             and request.headers.get("idempotency-key") is not None
         )
     error: dict[str, Any] = {

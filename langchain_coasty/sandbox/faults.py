@@ -28,6 +28,8 @@ from one RNG seeded with ``seed``, so the same request sequence meets the same f
                                                 #   (boot, start) of a machine
      "machine_create_lose_response_rate": 0.1,  # the machine IS created (and its key
                                                 #   completed), then the answer is cut short
+     "cua_lose_response_rate": 0.1,    # ground, predict, sessions, machine actions: the call
+                                       #   IS made (and its key completed), then cut short
      "errors": [                       # one-shot scripted error responses, any /v1 route;
        {"method": "GET", "path": "/v1/runs/{id}", "status": 404, "code": "NOT_FOUND",
         "times": 1}]                   #   optional: message, retryable, retry_after,
@@ -55,6 +57,7 @@ _RATES = (
     "stream_stall_rate",
     "machine_provision_fail_rate",
     "machine_create_lose_response_rate",
+    "cua_lose_response_rate",
 )
 CUT_MODES = ("abrupt", "clean", "random")
 MAX_DELAY_SECONDS = 3600
@@ -107,6 +110,7 @@ class FaultConfig:
     machine_provision_fail_rate: float = 0.0
     machine_start_delay_seconds: float = 0.0
     machine_create_lose_response_rate: float = 0.0
+    cua_lose_response_rate: float = 0.0
     errors: list[ScriptedError] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -237,6 +241,9 @@ class FaultInjector:
 
     def machine_create_response_lost(self) -> bool:
         return self._draw(self.config.machine_create_lose_response_rate)
+
+    def cua_response_lost(self) -> bool:
+        return self._draw(self.config.cua_lose_response_rate)
 
     def for_stream(self, reconnect: bool) -> StreamFaults:
         c = self.config

@@ -52,6 +52,8 @@ class SandboxConfig:
     webhook_max_attempts: int = 5
     webhook_timeout: float = 5.0
     max_body_bytes: int = 1_048_576
+    image_body_bytes: int = 16_777_216
+    """The body limit of the calls that carry screenshots (ground, predict, session predict)."""
     webhook_body: str = "envelope"
     """Delivery body: ``envelope`` ``{id, type, created, data}`` or ``flat`` (Coasty's
     cookbook mock: ``{event, run_id, status, result, error, awaiting_human_reason,

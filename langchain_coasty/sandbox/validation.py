@@ -382,3 +382,313 @@ def validate_idempotency_key(key: str) -> Problem | None:
         "1..128 chars of [A-Za-z0-9_-:]",
         f"Idempotency-Key must be 1..128 characters of [A-Za-z0-9_-:] (got {len(key)} characters).",
     )
+
+
+# -- the step-by-step endpoints: ground, predict, sessions, machine actions ---------------
+
+PREDICT_TOOLS = (
+    "click",
+    "type_text",
+    "key_press",
+    "key_combo",
+    "scroll",
+    "drag",
+    "move",
+    "wait",
+)
+PREDICTED_ACTION_TYPES = (*PREDICT_TOOLS, "done", "fail")
+ACTION_COMMANDS = (
+    "screenshot",
+    "click",
+    "double_click",
+    "click_with_modifiers",
+    "type",
+    "key_press",
+    "key_combo",
+    "scroll",
+    "drag",
+    "list_windows",
+    "switch_to_window",
+    "close_window",
+    "minimize_window",
+    "maximize_window",
+    "restore_window",
+    "arrange_windows",
+    "move_window",
+    "terminal_connect",
+    "terminal_execute",
+    "terminal_read",
+    "terminal_clear",
+    "terminal_close",
+    "file_read",
+    "file_exists",
+    "directory_list",
+    "file_write",
+    "file_edit",
+    "file_append",
+    "file_delete",
+    "directory_delete",
+    "file_download",
+    "file_list_downloads",
+    "browser_open",
+    "browser_navigate",
+    "browser_click",
+    "browser_type",
+    "browser_get_dom",
+    "browser_get_clickables",
+    "browser_state",
+    "browser_info",
+    "browser_scroll",
+    "browser_close",
+    "browser_screenshot",
+    "browser_wait",
+    "browser_list_tabs",
+    "browser_open_tab",
+    "browser_close_tab",
+    "browser_switch_tab",
+    "browser_execute",
+)
+SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_B64_RE = re.compile(r"^[A-Za-z0-9+/=]+$")
+MAX_SCREENSHOT = 10_485_760
+
+
+def _object(body: Any, name: str, fields: tuple[str, ...]) -> Problem | None:
+    if not isinstance(body, dict):
+        return Problem("body", "a JSON object", "The request body must be a JSON object.")
+    for key in body:
+        if key not in fields:
+            return Problem(
+                str(key),
+                "not allowed",
+                f"Unknown field {key!r}: {name} does not allow additional properties "
+                f"(allowed: {', '.join(fields)}).",
+            )
+    return None
+
+
+def _screenshot(body: dict[str, Any], field: str = "screenshot") -> Problem | None:
+    if field not in body:
+        return Problem(field, "required", f"{field} is required.")
+    value = body[field]
+    limit = f"base64 of 100..{MAX_SCREENSHOT} characters of [A-Za-z0-9+/=]"
+    if not isinstance(value, str) or not 100 <= len(value) <= MAX_SCREENSHOT:
+        size = f"{len(value)} characters" if isinstance(value, str) else type(value).__name__
+        return Problem(field, limit, f"{field} must be {limit} (got {size}).")
+    if not _B64_RE.fullmatch(value):
+        return Problem(field, limit, f"{field} must be {limit} (other characters found).")
+    return None
+
+
+def _screen_size(body: dict[str, Any], *, nullable: bool) -> Problem | None:
+    return _integer(body, "screen_width", 320, 3840, nullable=nullable) or _integer(
+        body, "screen_height", 240, 2160, nullable=nullable
+    )
+
+
+def _tools(body: dict[str, Any]) -> Problem | None:
+    if body.get("tools") is None:
+        return None
+    tools = body["tools"]
+    limit = "null or 1..8 distinct names of " + ", ".join(PREDICT_TOOLS)
+    if (
+        not isinstance(tools, list)
+        or not 1 <= len(tools) <= 8
+        or any(t not in PREDICT_TOOLS for t in tools)
+        or len(set(tools)) != len(tools)
+    ):
+        return Problem("tools", limit, f"tools must be {limit}.")
+    return None
+
+
+def _booleans(body: dict[str, Any], *fields: str) -> Problem | None:
+    return next((p for f in fields if (p := _boolean(body, f, nullable=False))), None)
+
+
+def _predicted_action(action: Any, where: str) -> Problem | None:
+    problem = _object(
+        action, "ActionResponse", ("action_type", "params", "description", "raw_code")
+    )
+    if problem:
+        return Problem(f"{where}.{problem.field}", problem.limit, problem.message)
+    if action.get("action_type") not in PREDICTED_ACTION_TYPES:
+        limit = "one of " + ", ".join(PREDICTED_ACTION_TYPES)
+        return Problem(f"{where}.action_type", limit, f"{where}.action_type must be {limit}.")
+    if "params" in action and not isinstance(action["params"], dict):
+        return Problem(f"{where}.params", "an object", f"{where}.params must be an object.")
+    return None
+
+
+def _trajectory(body: dict[str, Any]) -> Problem | None:
+    if "trajectory" not in body:
+        return None
+    steps = body["trajectory"]
+    if not isinstance(steps, list) or len(steps) > 20:
+        return Problem("trajectory", "at most 20 steps", "trajectory must be at most 20 steps.")
+    for n, step in enumerate(steps):
+        where = f"trajectory[{n}]"
+        problem = _object(step, "TrajectoryStep", ("screenshot", "actions", "reasoning"))
+        problem = problem or _screenshot(step)
+        if problem:
+            return Problem(f"{where}.{problem.field}", problem.limit, f"{where}: {problem.message}")
+        actions = step.get("actions", [])
+        if not isinstance(actions, list) or len(actions) > 10:
+            limit = "at most 10 actions"
+            return Problem(f"{where}.actions", limit, f"{where}.actions must be {limit}.")
+        for m, action in enumerate(actions):
+            problem = _predicted_action(action, f"{where}.actions[{m}]")
+            if problem:
+                return problem
+        problem = _string(step, "reasoning", max_len=16000, nullable=False)
+        if problem:
+            return Problem(f"{where}.reasoning", problem.limit, f"{where}: {problem.message}")
+    return None
+
+
+def validate_ground_request(body: Any) -> Problem | None:
+    """Check a POST /v1/ground body against GroundRequest."""
+    fields = ("screenshot", "element", "screen_width", "screen_height")
+    problem = _object(body, "GroundRequest", fields)
+    if problem:
+        return problem
+    if "element" not in body:
+        return Problem("element", "required", "element is required.")
+    return (
+        _screenshot(body)
+        or _string(body, "element", min_len=1, max_len=32000, nullable=False)
+        or _screen_size(body, nullable=True)
+    )
+
+
+PREDICT_REQUEST_FIELDS = (
+    "screenshot",
+    "instruction",
+    "cua_version",
+    "model",
+    "system_prompt",
+    "instructions",
+    "screen_width",
+    "screen_height",
+    "trajectory",
+    "max_actions",
+    "tools",
+    "include_reasoning",
+    "include_raw_code",
+    "llm",
+)
+
+
+def validate_predict_request(body: Any) -> Problem | None:
+    """Check a POST /v1/predict body against PredictRequest."""
+    problem = _object(body, "PredictRequest", PREDICT_REQUEST_FIELDS)
+    if problem:
+        return problem
+    if "instruction" not in body:
+        return Problem("instruction", "required", "instruction is required.")
+    checks = (
+        _screenshot(body),
+        _string(body, "instruction", min_len=1, max_len=32000, nullable=False),
+        _enum(body, "cua_version", CUA_VERSIONS),
+        _string(body, "model", min_len=1, max_len=512, nullable=True),
+        _string(body, "system_prompt", max_len=16000, nullable=True),
+        _string(body, "instructions", max_len=16000, nullable=True),
+        _screen_size(body, nullable=True),
+        _trajectory(body),
+        _integer(body, "max_actions", 1, 10, nullable=False),
+        _tools(body),
+        _booleans(body, "include_reasoning", "include_raw_code"),
+        _llm(body),
+    )
+    return next((problem for problem in checks if problem), None)
+
+
+SESSION_REQUEST_FIELDS = (
+    "cua_version",
+    "model",
+    "screen_width",
+    "screen_height",
+    "max_trajectory_length",
+    "system_prompt",
+    "instructions",
+    "tools",
+    "metadata",
+    "llm",
+)
+
+
+def validate_session_request(body: Any) -> Problem | None:
+    """Check a POST /v1/sessions body against CreateSessionRequest."""
+    problem = _object(body, "CreateSessionRequest", SESSION_REQUEST_FIELDS)
+    if problem:
+        return problem
+    checks = (
+        _enum(body, "cua_version", CUA_VERSIONS),
+        _string(body, "model", min_len=1, max_len=512, nullable=True),
+        _screen_size(body, nullable=False),
+        _integer(body, "max_trajectory_length", 1, 20, nullable=False),
+        _string(body, "system_prompt", max_len=16000, nullable=True),
+        _string(body, "instructions", max_len=16000, nullable=True),
+        _tools(body),
+        _llm(body),
+    )
+    problem = next((problem for problem in checks if problem), None)
+    metadata = body.get("metadata")
+    if problem or metadata is None:
+        return problem
+    limit = "an object of at most 32 keys and 16384 UTF-8 bytes, or null"
+    if (
+        not isinstance(metadata, dict)
+        or len(metadata) > 32
+        or len(json.dumps(metadata, ensure_ascii=False).encode()) > 16384
+    ):
+        return Problem("metadata", limit, f"metadata must be {limit}.")
+    return None
+
+
+def validate_session_predict_request(body: Any) -> Problem | None:
+    """Check a POST /v1/sessions/{id}/predict body against SessionPredictRequest."""
+    fields = ("screenshot", "instruction", "include_reasoning", "include_raw_code")
+    problem = _object(body, "SessionPredictRequest", fields)
+    if problem:
+        return problem
+    if "instruction" not in body:
+        return Problem("instruction", "required", "instruction is required.")
+    return (
+        _screenshot(body)
+        or _string(body, "instruction", min_len=1, max_len=32000, nullable=False)
+        or _booleans(body, "include_reasoning", "include_raw_code")
+    )
+
+
+def validate_action_request(body: Any, where: str = "") -> Problem | None:
+    """Check a POST /v1/machines/{id}/actions body (or one batch step) against ActionRequest."""
+    problem = _object(body, "ActionRequest", ("command", "parameters", "timeout_ms"))
+    if problem is None and "command" not in body:
+        problem = Problem("command", "required", "command is required.")
+    if problem is None:
+        problem = _enum(body, "command", tuple(ACTION_COMMANDS))
+    if problem is None and "parameters" in body:
+        params = body["parameters"]
+        limit = "an object of at most 1 MB as JSON"
+        if not isinstance(params, dict) or len(json.dumps(params).encode()) > 1_000_000:
+            problem = Problem("parameters", limit, f"parameters must be {limit}.")
+    if problem is None:
+        problem = _integer(body, "timeout_ms", 1000, 120000, nullable=True)
+    if problem and where:
+        return Problem(f"{where}.{problem.field}", problem.limit, f"{where}: {problem.message}")
+    return problem
+
+
+def validate_batch_request(body: Any) -> Problem | None:
+    """Check a POST /v1/machines/{id}/actions/batch body against BatchActionRequest."""
+    problem = _object(body, "BatchActionRequest", ("steps", "stop_on_error"))
+    if problem:
+        return problem
+    steps = body.get("steps")
+    if not isinstance(steps, list) or not 1 <= len(steps) <= 50:
+        return Problem("steps", "1..50 actions", "steps must be a list of 1..50 actions.")
+    for n, step in enumerate(steps):
+        problem = validate_action_request(step, f"steps[{n}]")
+        if problem:
+            return problem
+    return _boolean(body, "stop_on_error", nullable=False)

@@ -42,6 +42,17 @@ _ROUTES = [
     ("PATCH", re.compile(r"^/v1/machines/[^/]+$"), "UpdateMachineResponse"),
     ("DELETE", re.compile(r"^/v1/machines/[^/]+$"), "LifecycleResponse"),
     ("GET", re.compile(r"^/v1/billing/active$"), "BillingActiveResponse"),
+    ("POST", re.compile(r"^/v1/machines/[^/]+/actions$"), "ActionResultResponse"),
+    ("POST", re.compile(r"^/v1/machines/[^/]+/actions/batch$"), "BatchActionResponse"),
+    ("POST", re.compile(r"^/v1/ground$"), "GroundResponse"),
+    ("POST", re.compile(r"^/v1/predict$"), "PredictResponse"),
+    ("POST", re.compile(r"^/v1/sessions$"), "CreateSessionResponse"),
+    ("GET", re.compile(r"^/v1/sessions$"), "ListSessionsResponse"),
+    ("GET", re.compile(r"^/v1/sessions/[^/]+$"), "SessionInfoResponse"),
+    ("DELETE", re.compile(r"^/v1/sessions/[^/]+$"), "SessionMutationResponse"),
+    ("POST", re.compile(r"^/v1/sessions/[^/]+/reset$"), "SessionMutationResponse"),
+    ("POST", re.compile(r"^/v1/sessions/[^/]+/predict$"), "SessionPredictResponse"),
+    ("GET", re.compile(r"^/v1/models$"), "ModelsResponse"),
     ("*", re.compile(r"^/v1/runs(/[^/]+(/cancel|/resume)?)?$"), "RunResponse"),
 ]
 

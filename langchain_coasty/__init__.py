@@ -130,6 +130,15 @@ if TYPE_CHECKING:
         FollowedRun as FollowedRun,
     )
     from langchain_coasty.screens import ScreenLimits as ScreenLimits
+    from langchain_coasty.step_tools import CoastyActTool as CoastyActTool
+    from langchain_coasty.step_tools import CoastyGroundTool as CoastyGroundTool
+    from langchain_coasty.step_tools import CoastyNextActionTool as CoastyNextActionTool
+    from langchain_coasty.step_tools import (
+        arelease_thread_session as arelease_thread_session,
+    )
+    from langchain_coasty.step_tools import (
+        release_thread_session as release_thread_session,
+    )
     from langchain_coasty.tools import (
         CoastyCancelRunTool as CoastyCancelRunTool,
     )
@@ -205,6 +214,11 @@ _EXPORTS: dict[str, str] = {
     "CoastyScreenshotTool": "langchain_coasty.tools",
     "CoastyToolkit": "langchain_coasty.tools",
     "ScreenLimits": "langchain_coasty.screens",
+    "CoastyGroundTool": "langchain_coasty.step_tools",
+    "CoastyActTool": "langchain_coasty.step_tools",
+    "CoastyNextActionTool": "langchain_coasty.step_tools",
+    "release_thread_session": "langchain_coasty.step_tools",
+    "arelease_thread_session": "langchain_coasty.step_tools",
     # events and pauses
     "COASTY_EVENT": "langchain_coasty.callbacks",
     "CoastyEventPayload": "langchain_coasty.callbacks",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NotRequired
 
 from langchain.agents.middleware import AgentMiddleware, AgentState
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
@@ -39,6 +39,11 @@ from langchain_coasty.machines import (
     MachinePerThread,
     arelease_thread_machine,
     release_thread_machine,
+)
+from langchain_coasty.step_tools import (
+    SESSION_STATE_KEY,
+    arelease_thread_session,
+    release_thread_session,
 )
 
 __all__ = [
@@ -120,7 +125,13 @@ async def acancel_orphaned_pauses(
     return cancelled
 
 
-class CoastyMiddleware(AgentMiddleware[AgentState[Any], Any]):
+class CoastyState(AgentState[Any]):
+    """The agent state with the thread's Coasty session (``coasty_next_action``)."""
+
+    coasty_session_id: NotRequired[str | None]
+
+
+class CoastyMiddleware(AgentMiddleware[CoastyState, Any]):
     """Agent middleware for ``create_agent``: cancels Coasty runs whose pause was abandoned.
 
     Setup:
@@ -143,8 +154,12 @@ class CoastyMiddleware(AgentMiddleware[AgentState[Any], Any]):
     name to watch. Each hook is switched by an option of its own:
     ``cancel_orphaned_pauses`` (``before_agent``) and ``release_thread_machines``
     (``after_agent``: when the settings use ``MachinePerThread``, the thread's machine is
-    terminated at the end of the agent run, unless a run on it still waits for a person).
+    terminated at the end of the agent run, unless a run on it still waits for a person)
+    and ``release_thread_sessions`` (``after_agent``: the thread's ``coasty_next_action``
+    session, kept in the state as ``coasty_session_id``, is deleted).
     """
+
+    state_schema = CoastyState
 
     def __init__(
         self,
@@ -153,6 +168,7 @@ class CoastyMiddleware(AgentMiddleware[AgentState[Any], Any]):
         tool_names: Sequence[str] | None = None,
         cancel_orphaned_pauses: bool = True,
         release_thread_machines: bool = True,
+        release_thread_sessions: bool = True,
     ) -> None:
         super().__init__()
         self.settings = settings if settings is not None else CoastySettings()
@@ -162,8 +178,9 @@ class CoastyMiddleware(AgentMiddleware[AgentState[Any], Any]):
         self.tool_names = tuple(tool_names)
         self.cancels_orphaned_pauses = cancel_orphaned_pauses
         self.releases_thread_machines = release_thread_machines
+        self.releases_thread_sessions = release_thread_sessions
 
-    def before_agent(self, state: AgentState[Any], runtime: Runtime[Any]) -> dict[str, Any] | None:
+    def before_agent(self, state: CoastyState, runtime: Runtime[Any]) -> dict[str, Any] | None:
         """When the thread moves on, cancel the paused runs nobody will answer."""
         # The client is only built (and the API only asked) when a call was abandoned.
         if self.cancels_orphaned_pauses and orphaned_tool_calls(state["messages"], self.tool_names):
@@ -176,7 +193,7 @@ class CoastyMiddleware(AgentMiddleware[AgentState[Any], Any]):
         return None
 
     async def abefore_agent(
-        self, state: AgentState[Any], runtime: Runtime[Any]
+        self, state: CoastyState, runtime: Runtime[Any]
     ) -> dict[str, Any] | None:
         """Async twin of ``before_agent``."""
         if self.cancels_orphaned_pauses and orphaned_tool_calls(state["messages"], self.tool_names):
@@ -195,17 +212,19 @@ class CoastyMiddleware(AgentMiddleware[AgentState[Any], Any]):
             return None
         return _thread_id()
 
-    def after_agent(self, state: AgentState[Any], runtime: Runtime[Any]) -> dict[str, Any] | None:
+    def after_agent(self, state: CoastyState, runtime: Runtime[Any]) -> dict[str, Any] | None:
         """At the end of the agent run, terminate the thread's machine (none left billing)."""
         thread_id = self._thread_to_release()
         if thread_id is not None:
             client = self.settings.get_client()
             page = client.runs.list(status=RunStatus.AWAITING_HUMAN, limit=_LIST_LIMIT)
             release_thread_machine(thread_id, client, keep=_paused_machines(page.data, thread_id))
+        if self.releases_thread_sessions and state.get(SESSION_STATE_KEY):
+            return release_thread_session(state, self.settings.get_client())
         return None
 
     async def aafter_agent(
-        self, state: AgentState[Any], runtime: Runtime[Any]
+        self, state: CoastyState, runtime: Runtime[Any]
     ) -> dict[str, Any] | None:
         """Async twin of ``after_agent``."""
         thread_id = self._thread_to_release()
@@ -214,6 +233,8 @@ class CoastyMiddleware(AgentMiddleware[AgentState[Any], Any]):
             page = await client.runs.list(status=RunStatus.AWAITING_HUMAN, limit=_LIST_LIMIT)
             keep = _paused_machines(page.data, thread_id)
             await arelease_thread_machine(thread_id, client, keep=keep)
+        if self.releases_thread_sessions and state.get(SESSION_STATE_KEY):
+            return await arelease_thread_session(state, self.settings.get_async_client())
         return None
 
 

@@ -24,16 +24,11 @@ from langchain_coasty._engine.machine_call import (
 from langchain_coasty._engine.session import FollowedRun, RunSession
 from langchain_coasty._engine.settings import CoastySettings
 from langchain_coasty._engine.steps import call_steps, stream_steps
-from langchain_coasty.client import (
-    APIStatusError,
-    CoastyError,
-    ConflictError,
-    Run,
-    RunStatus,
-    Screenshot,
-)
+from langchain_coasty._tool_base import _CoastyTool, _tool_errors
+from langchain_coasty.client import ConflictError, Run, RunStatus, Screenshot
 from langchain_coasty.machines import MachineLease
 from langchain_coasty.screens import ScreenLimits, ScreenPayload, bound, limits_of
+from langchain_coasty.step_tools import CoastyActTool, CoastyGroundTool, CoastyNextActionTool
 
 __all__ = [
     "CoastyCancelRunTool",
@@ -90,27 +85,6 @@ class ScreenshotInput(BaseModel):
 
 class NoInput(BaseModel):
     """Arguments of ``coasty_screenshot`` when the developer fixed the machine (none)."""
-
-
-class _CoastyTool(BaseTool, CoastySettings):
-    """Shared base: settings, serialization, error translation."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
-
-    handle_tool_error: bool | str | Any = True
-    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
-
-    @classmethod
-    def is_lc_serializable(cls) -> bool:
-        return True
-
-    @classmethod
-    def get_lc_namespace(cls) -> list[str]:
-        return ["langchain_coasty", "tools"]
-
-    @property
-    def lc_secrets(self) -> dict[str, str]:
-        return {"api_key": "COASTY_API_KEY"}
 
 
 class CoastyComputerTool(_CoastyTool):
@@ -524,13 +498,20 @@ class CoastyToolkit(BaseToolkit, CoastySettings):
             agent = create_agent(model, toolkit.get_tools(), checkpointer=InMemorySaver())
 
     With ``on_awaiting_human="return"`` a pause comes back to the planner as the tool
-    result, and the planner answers it with ``coasty_resume_run``.
+    result, and the planner answers it with ``coasty_resume_run``. With ``step_tools=True``
+    it also has ``coasty_ground``, ``coasty_act`` and ``coasty_next_action``, for a planner
+    that drives the machine itself, step by step (``approve_text`` is ``coasty_act``'s).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
 
+    step_tools: bool = False
+    """Also the step-by-step tools: ground, act, next action."""
+    approve_text: bool = False
+    """``coasty_act`` asks a person before it types text (a LangGraph interrupt)."""
+
     def get_tools(self) -> list[BaseTool]:
-        """The five tools, sharing this toolkit's settings and clients (sync and async)."""
+        """The tools, sharing this toolkit's settings and clients (sync and async)."""
         settings = self.settings_dict()
         if settings["client"] is None:
             settings["client"] = self.get_client()
@@ -541,6 +522,12 @@ class CoastyToolkit(BaseToolkit, CoastySettings):
             CoastyCancelRunTool(**settings),
             CoastyScreenshotTool(**settings),
         ]
+        if self.step_tools:
+            tools += [
+                CoastyGroundTool(**settings),
+                CoastyActTool(**settings, approve_text=self.approve_text),
+                CoastyNextActionTool(**settings),
+            ]
         for tool in tools:
             self.share_clients_with(tool)
         return list(tools)
@@ -622,29 +609,6 @@ def _run_result(run: FollowedRun) -> tuple[str, Run]:
             "that run again rather than start a second one; make a new tool call to try again."
         )
     raise ToolException(text)
-
-
-def _tool_error(exc: Exception) -> ToolException:
-    if isinstance(exc, APIStatusError):
-        text = f"Coasty API error {exc.code} (HTTP {exc.status_code}): {exc.message}"
-        if exc.suggestion:
-            text += f" Suggestion: {exc.suggestion}"
-        if exc.request_id:
-            text += f" (request_id {exc.request_id})"
-        return ToolException(text)
-    return ToolException(f"Coasty error: {exc}")
-
-
-@contextmanager
-def _tool_errors(*also: type[Exception]) -> Iterator[None]:
-    """Turn Coasty errors (and ``also``) into ``ToolException``s; interrupts pass untouched."""
-    caught: tuple[type[Exception], ...] = (CoastyError, *also)
-    try:
-        yield
-    except ToolException:
-        raise
-    except caught as exc:
-        raise _tool_error(exc) from exc
 
 
 @contextmanager

@@ -20,6 +20,7 @@ with CoastyClient() as client:  # COASTY_API_KEY, COASTY_BASE_URL from the envir
 ```
 """
 
+from langchain_coasty.client._actions import machine_action
 from langchain_coasty.client._client import AsyncCoastyClient, CoastyClient
 from langchain_coasty.client._cua_models import (
     ActionResult,
@@ -163,6 +164,7 @@ __all__ = [
     "Usage",
     "UsageLine",
     "check_base_url",
+    "machine_action",
     "new_idempotency_key",
     "provision_request",
     "run_request",

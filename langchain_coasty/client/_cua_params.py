@@ -141,7 +141,8 @@ PredictTool = Literal[
 class ScreenshotLike(Protocol):
     """A captured screen: its base64 image (as the machines resource's screenshot has it)."""
 
-    image_b64: str
+    @property
+    def image_b64(self) -> str: ...
 
 
 ScreenshotInput = bytes | str | ScreenshotLike

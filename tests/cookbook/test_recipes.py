@@ -29,6 +29,34 @@ def test_planner_agent_recipe(capsys: Capture, monkeypatch: pytest.MonkeyPatch) 
     assert re.search(r"Planner: Done\..*succeeded", out)
 
 
+def test_step_by_step_recipe(capsys: Capture, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out = run_recipe_main(
+        "step_by_step/step_by_step.py", capsys=capsys, monkeypatch=monkeypatch
+    )
+    assert code == 0, out
+    assert "Planner: scripted planner" in out
+    assert "Approve typing 'pricing'?" in out and "No terminal: approving." in out
+    assert out.count("planner saw 1 screen(s) after acting") == 3
+    assert re.search(r"coasty_act: .*type done", out)
+    assert re.search(r"coasty_act: .*clicked': 'search button'", out)
+    assert "coasty_next_action: Coasty says the task is done (step 4)." in out
+    assert "Coasty sessions left open: 0" in out
+    assert "Planner: Done: Search for 'pricing' (in 3 steps)." in out
+
+
+def test_step_by_step_recipe_takes_an_edit(
+    monkeypatch: pytest.MonkeyPatch, capsys: Capture
+) -> None:
+    recipe = load_recipe("step_by_step/step_by_step.py")
+    answers = iter(["docs"])
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    final = recipe.main("Search for 'pricing'")
+    out = capsys.readouterr().out
+    assert "coasty_act: On m-sandbox-1: 1. type done -> {'typed': 4}" in out
+    assert final.startswith("Done")
+
+
 def test_multi_agent_pipeline_recipe(capsys: Capture, monkeypatch: pytest.MonkeyPatch) -> None:
     code, out = run_recipe_main(
         "multi_agent_pipeline/pipeline.py", "--pace", "0", capsys=capsys, monkeypatch=monkeypatch

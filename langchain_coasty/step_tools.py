@@ -36,7 +36,9 @@ from langchain_coasty.client import (
     NotFoundError,
     SessionPrediction,
     machine_action,
+    new_idempotency_key,
 )
+from langchain_coasty.machines import MachinePerThread, acall_machine, call_machine
 from langchain_coasty.screens import ScreenLimits, bound
 
 __all__ = [
@@ -107,11 +109,39 @@ class _StepTool(_CoastyTool):
 
     screen_limits: ScreenLimits = Field(default_factory=ScreenLimits, exclude=True)
 
-    def _machine(self, given: str | None) -> str:
+    def _machine(self, given: str | None, runtime: Any = None) -> str:
+        """The machine to act on: the tool's, the call's, or the thread's (MachinePerThread)."""
         machine_id = self.machine_id or given
-        if not machine_id:
+        if machine_id:
+            return machine_id
+        if not isinstance(self.machine, MachinePerThread):
             raise ToolException("No machine: pass machine_id (or set it on the tool).")
-        return machine_id
+        thread_id, key = self._thread_call(runtime)
+        with _tool_errors(ValueError):
+            config = ensure_config()
+            client = self.get_client()
+            with call_machine(
+                self.machine, client, thread_id=thread_id, call_key=key, config=config
+            ) as lease:
+                return lease.machine_id
+
+    async def _amachine(self, given: str | None, runtime: Any = None) -> str:
+        """Async twin of ``_machine``."""
+        if self.machine_id or given or not isinstance(self.machine, MachinePerThread):
+            return self._machine(given, runtime)
+        thread_id, key = self._thread_call(runtime)
+        with _tool_errors(ValueError):
+            config = ensure_config()
+            client = self.get_async_client()
+            async with acall_machine(
+                self.machine, client, thread_id=thread_id, call_key=key, config=config
+            ) as lease:
+                return lease.machine_id
+
+    def _thread_call(self, runtime: Any) -> tuple[str | None, str]:
+        ctx = graph_context(ensure_config(), runtime)
+        key = _key(runtime, {"tool": self.name, "machine": "thread"}) or new_idempotency_key()
+        return (ctx.thread_id if ctx is not None else None), key
 
     def _capture(self, client: CoastyClient, machine_id: str) -> Screen:
         return _screen(client.machines.actions(machine_id, "screenshot"))
@@ -173,7 +203,7 @@ class CoastyGroundTool(_StepTool):
         runtime: Any = None,
         run_manager: CallbackManagerForToolRun | None = None,
     ) -> tuple[str, GroundResult]:
-        machine = self._machine(machine_id)
+        machine = self._machine(machine_id, runtime)
         client = self.get_client()
         with _tool_errors(ValueError):
             screen = self._capture(client, machine)
@@ -191,7 +221,7 @@ class CoastyGroundTool(_StepTool):
         runtime: Any = None,
         run_manager: AsyncCallbackManagerForToolRun | None = None,
     ) -> tuple[str, GroundResult]:
-        machine = self._machine(machine_id)
+        machine = await self._amachine(machine_id, runtime)
         client = self.get_async_client()
         with _tool_errors(ValueError):
             screen = await self._acapture(client, machine)
@@ -368,7 +398,7 @@ class CoastyActTool(_StepTool):
         runtime: Any = None,
         run_manager: CallbackManagerForToolRun | None = None,
     ) -> tuple[Any, Any]:
-        machine = self._machine(machine_id)
+        machine = self._machine(machine_id, runtime)
         plan, rejected = self._prepare(machine, actions)
         if rejected is not None:
             return f"Nothing was done on {machine}: typing was rejected ({rejected}).", None
@@ -396,7 +426,7 @@ class CoastyActTool(_StepTool):
         runtime: Any = None,
         run_manager: AsyncCallbackManagerForToolRun | None = None,
     ) -> tuple[Any, Any]:
-        machine = self._machine(machine_id)
+        machine = await self._amachine(machine_id, runtime)
         plan, rejected = self._prepare(machine, actions)
         if rejected is not None:
             return f"Nothing was done on {machine}: typing was rejected ({rejected}).", None
@@ -537,7 +567,7 @@ class CoastyNextActionTool(_StepTool):
         runtime: Any = None,
         run_manager: CallbackManagerForToolRun | None = None,
     ) -> tuple[Any, Any]:
-        machine = self._machine(machine_id)
+        machine = self._machine(machine_id, runtime)
         client = self.get_client()
         known = self._created(runtime)
         with _tool_errors(ValueError):
@@ -570,7 +600,7 @@ class CoastyNextActionTool(_StepTool):
         runtime: Any = None,
         run_manager: AsyncCallbackManagerForToolRun | None = None,
     ) -> tuple[Any, Any]:
-        machine = self._machine(machine_id)
+        machine = await self._amachine(machine_id, runtime)
         client = self.get_async_client()
         known = self._created(runtime)
         with _tool_errors(ValueError):

@@ -17,6 +17,7 @@ from langchain_coasty import (
     CoastyMiddleware,
     CoastyNextActionTool,
     CoastyToolkit,
+    MachinePerThread,
 )
 from langchain_coasty.client import ActionResult, BatchActionResult, CoastyClient, GroundResult
 from langchain_coasty.sandbox.screens import ELEMENTS
@@ -256,3 +257,25 @@ def test_tools_need_a_machine(sb: Any, name: str) -> None:
     given = {k: v for k, v in args.items() if k in schema_fields}
     message = tool.invoke({"type": "tool_call", "id": "m", "name": name, "args": given})
     assert message.status == "error" and "No machine" in message.text
+
+
+def test_the_step_tools_use_the_threads_machine(sb: Any) -> None:
+    toolkit = CoastyToolkit(
+        api_key=sb.api_key, base_url=sb.base_url, machine=MachinePerThread(), step_tools=True
+    )
+    script = [
+        tool_calls(call("coasty_ground", "g1", element="the search box")),
+        tool_calls(call("coasty_act", "a1", actions=[{"action": "screenshot"}])),
+        AIMessage(content="Looked."),
+    ]
+    agent = create_agent(
+        ScriptedChatModel(script=script),
+        toolkit.get_tools()[4:],
+        middleware=[CoastyMiddleware(toolkit)],
+        checkpointer=InMemorySaver(),
+    )
+    out = agent.invoke({"messages": [HumanMessage("look")]}, cfg("t-machine"))
+    ground, act = [m for m in out["messages"] if isinstance(m, ToolMessage)]
+    (machine,) = sb.machines()
+    assert machine["id"] in ground.text and machine["id"] in act.text
+    assert machine["status"] == "terminated"  # released when the agent run ended

@@ -10,6 +10,7 @@ Then the sandbox itself is fuzzed over HTTP: never a 5xx, every error in the env
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -34,6 +35,7 @@ from langchain_coasty import (
     CoastyToolkit,
     InvalidRequestError,
 )
+from langchain_coasty.sandbox.screens import ScreenState, render
 
 # Deterministic in the suite; COASTY_FUZZ_EXPLORE=1 draws new examples on every run.
 DETERMINISTIC = not os.environ.get("COASTY_FUZZ_EXPLORE")
@@ -371,12 +373,42 @@ ROUTES = [
     ("GET", "/v1/machines/{mid}/connection"),
     ("GET", "/v1/machines/pricing"),
     ("GET", "/v1/billing/active"),
+    ("POST", "/v1/machines/{mid}/actions"),
+    ("POST", "/v1/machines/{mid}/actions/batch"),
+    ("POST", "/v1/ground"),
+    ("POST", "/v1/predict"),
+    ("POST", "/v1/sessions"),
+    ("GET", "/v1/sessions"),
+    ("GET", "/v1/sessions/{sid}"),
+    ("DELETE", "/v1/sessions/{sid}"),
+    ("POST", "/v1/sessions/{sid}/predict"),
+    ("POST", "/v1/sessions/{sid}/reset"),
+    ("GET", "/v1/models"),
 ]
 header_values = st.text(
     alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=40
 )
 path_parts = st.one_of(header_values, texts.filter(bool)).map(
     lambda p: quote(p.encode("utf-8", "surrogatepass"), safe="")
+)
+_PNG = base64.b64encode(render(ScreenState("m-fuzz"), mime_type="image/png")).decode()
+step_request = st.fixed_dictionaries(
+    {},
+    optional={
+        "screenshot": st.one_of(st.just(_PNG), texts, st.just("A" * 200), ANY),
+        "element": st.one_of(texts, ANY),
+        "instruction": st.one_of(st.just("Search for 'x'"), texts, ANY),
+        "command": st.one_of(st.sampled_from(["click", "type", "screenshot", "scroll"]), ANY),
+        "parameters": st.one_of(
+            st.fixed_dictionaries({}, optional={"x": ANY, "y": ANY, "text": ANY, "clicks": ANY}),
+            ANY,
+        ),
+        "steps": st.one_of(st.lists(ANY, max_size=3), ANY),
+        "trajectory": st.one_of(st.lists(ANY, max_size=3), ANY),
+        "screen_width": ANY,
+        "max_trajectory_length": ANY,
+        "tools": ANY,
+    },
 )
 run_request = st.fixed_dictionaries(
     {"machine_id": st.sampled_from(["m-sandbox-1", "", "nope"]), "task": st.one_of(texts, sized)},
@@ -468,6 +500,7 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
         method = draw(st.sampled_from(["PUT", "DELETE", "PATCH", "GET", "POST"]))
     path = template.replace("{id}", draw(st.one_of(st.just("{run}"), path_parts)))
     path = path.replace("{mid}", draw(st.one_of(st.just("{machine}"), path_parts)))
+    path = path.replace("{sid}", draw(st.one_of(st.just("{session}"), path_parts)))
     if draw(st.integers(0, 9)) == 0:
         path = "/v1/" + draw(path_parts)
     headers: dict[str, Any] = {}
@@ -498,13 +531,17 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
         )
     )
     body_kind = draw(
-        st.sampled_from(["none", "run", "machine", "json", "bytes", "deep", "deep", "scalar"])
+        st.sampled_from(
+            ["none", "run", "machine", "step", "json", "bytes", "deep", "deep", "scalar"]
+        )
     )
     content: bytes | None = None
     if body_kind == "run":
         content = json.dumps(draw(run_request), default=repr).encode("utf-8", "replace")
     elif body_kind == "machine":
         content = json.dumps(draw(provision_request), default=repr).encode("utf-8", "replace")
+    elif body_kind == "step":
+        content = json.dumps(draw(step_request), default=repr).encode("utf-8", "replace")
     elif body_kind == "json":
         content = json.dumps(draw(ANY), default=repr).encode("utf-8", "replace")
     elif body_kind == "bytes":
@@ -536,6 +573,9 @@ def send(http: httpx.Client, sb: Any, request: dict[str, Any]) -> httpx.Response
         body = {"machine_id": sb.machine_id, "task": "Approve the invoice"}
         run = http.post("/v1/runs", json=body, headers={"X-API-Key": sb.api_key}).json()
         request["url"] = request["url"].replace("{run}", run["id"])
+    if "{session}" in request["url"]:
+        made = http.post("/v1/sessions", json={}, headers={"X-API-Key": sb.api_key}).json()
+        request["url"] = request["url"].replace("{session}", made["session_id"])
     if "{machine}" in request["url"]:
         body = {"display_name": "fuzzed"}
         made = http.post("/v1/machines", json=body, headers={"X-API-Key": sb.api_key}).json()

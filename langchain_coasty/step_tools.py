@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +31,7 @@ from langchain_coasty.client import (
     AsyncCoastyClient,
     BatchActionResult,
     CoastyClient,
+    CoastyError,
     GroundResult,
     IdempotencyKeyReusedError,
     NotFoundError,
@@ -49,6 +50,8 @@ __all__ = [
     "arelease_thread_session",
     "release_thread_session",
 ]
+
+logger = logging.getLogger("langchain_coasty")
 
 SESSION_STATE_KEY = "coasty_session_id"
 """The thread-state key that holds the thread's Coasty session id."""
@@ -632,12 +635,20 @@ class CoastyNextActionTool(_StepTool):
 
 
 def release_thread_session(state: Mapping[str, Any], client: CoastyClient) -> dict[str, Any] | None:
-    """Delete the thread's Coasty session (if any); the state update that forgets it."""
+    """Delete the thread's Coasty session (if any); the state update that forgets it.
+
+    A session that cannot be deleted now is logged and forgotten: it bills nothing idle and
+    expires on its own after 2 hours.
+    """
     session_id = state.get(SESSION_STATE_KEY)
     if not session_id:
         return None
-    with contextlib.suppress(NotFoundError):  # expired already
+    try:
         client.sessions.delete(session_id)
+    except NotFoundError:
+        pass  # expired already
+    except CoastyError as exc:
+        logger.warning("Could not delete Coasty session %s (it expires idle): %s", session_id, exc)
     return {SESSION_STATE_KEY: None}
 
 
@@ -648,6 +659,10 @@ async def arelease_thread_session(
     session_id = state.get(SESSION_STATE_KEY)
     if not session_id:
         return None
-    with contextlib.suppress(NotFoundError):
+    try:
         await client.sessions.delete(session_id)
+    except NotFoundError:
+        pass  # expired already
+    except CoastyError as exc:
+        logger.warning("Could not delete Coasty session %s (it expires idle): %s", session_id, exc)
     return {SESSION_STATE_KEY: None}

@@ -21,7 +21,7 @@ from langchain_coasty import (
 )
 from langchain_coasty.client import ActionResult, BatchActionResult, CoastyClient, GroundResult
 from langchain_coasty.sandbox.screens import ELEMENTS
-from langchain_coasty.step_tools import SESSION_STATE_KEY
+from langchain_coasty.step_tools import SESSION_STATE_KEY, release_thread_session
 
 from .conftest import ScriptedChatModel, call, tool_calls
 
@@ -279,3 +279,31 @@ def test_the_step_tools_use_the_threads_machine(sb: Any) -> None:
     (machine,) = sb.machines()
     assert machine["id"] in ground.text and machine["id"] in act.text
     assert machine["status"] == "terminated"  # released when the agent run ended
+
+
+def test_release_forgets_a_session_it_cannot_delete(
+    sb: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with CoastyClient(api_key=sb.api_key, base_url=sb.base_url, max_retries=0) as client:
+        session_id = client.sessions.create().session_id
+        assert release_thread_session({}, client) is None
+        sb.inject(
+            errors=[
+                {
+                    "method": "DELETE",
+                    "path": "/v1/sessions/{id}",
+                    "status": 503,
+                    "code": "SERVICE_UNAVAILABLE",
+                    "times": 1,
+                }
+            ]
+        )
+        assert release_thread_session({SESSION_STATE_KEY: session_id}, client) == {
+            SESSION_STATE_KEY: None
+        }
+        assert "Could not delete Coasty session" in caplog.text
+        assert [s.session_id for s in client.sessions.list().sessions] == [session_id]
+        assert release_thread_session({SESSION_STATE_KEY: session_id}, client) is not None
+        assert client.sessions.list().sessions == []
+        # Already gone: nothing to do, no error.
+        assert release_thread_session({SESSION_STATE_KEY: session_id}, client) is not None

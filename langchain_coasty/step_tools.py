@@ -35,6 +35,7 @@ from langchain_coasty.client import (
     GroundResult,
     IdempotencyKeyReusedError,
     NotFoundError,
+    Screenshot,
     SessionPrediction,
     machine_action,
     new_idempotency_key,
@@ -68,14 +69,9 @@ class Screen:
     height: int
 
 
-def _screen(result: ActionResult) -> Screen:
-    """The screen a ``screenshot`` command returned (a data URI and its size)."""
-    if not result.success or not result.screenshot:
-        raise ToolException(f"Could not capture the screen of {result.machine_id}: {result.error}")
-    head, _, data = result.screenshot.partition(",")
-    mime = head.removeprefix("data:").split(";", 1)[0] or "image/png"
-    size = result.result or {}
-    return Screen(data, mime, int(size.get("width", 0)), int(size.get("height", 0)))
+def _from_screenshot(shot: Screenshot) -> Screen:
+    """The screen ``client.machines.screenshot`` returned."""
+    return Screen(shot.image_b64, shot.mime_type, shot.width, shot.height)
 
 
 def _image_block(screen: Screen, machine_id: str, limits: ScreenLimits) -> dict[str, Any]:
@@ -147,10 +143,12 @@ class _StepTool(_CoastyTool):
         return (ctx.thread_id if ctx is not None else None), key
 
     def _capture(self, client: CoastyClient, machine_id: str) -> Screen:
-        return _screen(client.machines.actions(machine_id, "screenshot"))
+        with _tool_errors():
+            return _from_screenshot(client.machines.screenshot(machine_id))
 
     async def _acapture(self, client: AsyncCoastyClient, machine_id: str) -> Screen:
-        return _screen(await client.machines.actions(machine_id, "screenshot"))
+        with _tool_errors():
+            return _from_screenshot(await client.machines.screenshot(machine_id))
 
 
 # --- coasty_ground ------------------------------------------------------------------------

@@ -322,6 +322,11 @@ class Screenshot(BaseModel):
     captured_at: str | None = None
     request_id: str | None = None
 
+    @property
+    def image_b64(self) -> str:
+        """The image as base64 (what ground, predict and sessions take)."""
+        return base64.b64encode(self.image).decode("ascii")
+
     @model_validator(mode="before")
     @classmethod
     def _decode(cls, data: object) -> object:

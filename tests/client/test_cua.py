@@ -191,3 +191,18 @@ async def test_the_async_client_is_the_twin(aclient: AsyncCoastyClient) -> None:
     batch = await aclient.machines.actions_batch("m-sandbox-1", [{"command": "screenshot"}])
     assert batch.results[0].success
     assert (await aclient.models()).models
+
+
+async def test_a_machines_screenshot_is_a_screenshot_argument(sb: Any) -> None:
+    from langchain_coasty import AsyncCoastyClient, CoastyClient
+    from langchain_coasty.sandbox.screens import ELEMENTS
+
+    box = next(e for e in ELEMENTS if e.name == "sign in button").box
+    with CoastyClient(api_key=sb.api_key, base_url=sb.base_url) as client:
+        shot = client.machines.screenshot(sb.machine_id)
+        spot = client.ground(shot, "the Sign in button")
+    assert box[0] <= spot.x <= box[2] and box[1] <= spot.y <= box[3]
+    async with AsyncCoastyClient(api_key=sb.api_key, base_url=sb.base_url) as aclient:
+        shot = await aclient.machines.screenshot(sb.machine_id)
+        again = await aclient.ground(shot, "the Sign in button")
+    assert (again.x, again.y) == (spot.x, spot.y)

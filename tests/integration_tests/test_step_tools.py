@@ -39,7 +39,7 @@ def kit(sb: Any, **kwargs: Any) -> CoastyToolkit:
 
 
 def step_tools(sb: Any, **kwargs: Any) -> list[Any]:
-    return kit(sb, **kwargs).get_tools()[4:]
+    return kit(sb, **kwargs).get_tools()[5:]
 
 
 def screen_of(sb: Any, machine: str = MACHINE) -> str:
@@ -51,8 +51,8 @@ def screen_of(sb: Any, machine: str = MACHINE) -> str:
 
 def test_the_toolkit_has_the_step_tools_on_request(sb: Any) -> None:
     names = [t.name for t in kit(sb).get_tools()]
-    assert names[4:] == ["coasty_ground", "coasty_act", "coasty_next_action"]
-    assert len(CoastyToolkit(api_key=sb.api_key, base_url=sb.base_url).get_tools()) == 4
+    assert names[5:] == ["coasty_ground", "coasty_act", "coasty_next_action"]
+    assert len(CoastyToolkit(api_key=sb.api_key, base_url=sb.base_url).get_tools()) == 5
 
 
 def test_ground_finds_the_element_on_the_machines_screen(sb: Any) -> None:
@@ -92,8 +92,8 @@ def test_act_runs_a_batch_and_shows_the_new_screen(sb: Any) -> None:
     assert message.artifact.completed_count == 3
     text, image = message.content
     assert "click done" in text["text"] and "key_press done" in text["text"]
-    assert image["type"] == "image" and image["mime_type"] == "image/png"
-    assert base64.b64decode(image["base64"]).startswith(b"\x89PNG")
+    assert image["type"] == "image" and image["mime_type"] == "image/jpeg"
+    assert base64.b64decode(image["base64"]).startswith(b"\xff\xd8")  # a JPEG, as captured
     assert screen_of(sb) != before
 
 
@@ -170,7 +170,7 @@ def agent_for(sb: Any, saver: InMemorySaver, task: str) -> Any:
     toolkit = kit(sb, approve_text=True)
     return create_agent(
         planner(task),
-        toolkit.get_tools()[4:],
+        toolkit.get_tools()[5:],
         middleware=[CoastyMiddleware(toolkit)],
         checkpointer=saver,
     )
@@ -206,9 +206,9 @@ def test_a_planner_drives_the_machine_through_an_approval_and_a_new_process(sb: 
     assert [field(a, "command") for a in typed] == ["click", "type", "click"]
     assert isinstance(typed[-1], ActionResult)
     assert field(typed[1], "result") == {"typed": len("g@x.io")}
-    # The type and the last click, and a screenshot for each of the two next steps: the
+    # The type and the last click (screens come from the screenshot endpoint): the
     # re-executed tool call did not act twice.
-    assert sb.counters()["actions_executed"] == typed_before + 4
+    assert sb.counters()["actions_executed"] == typed_before + 2
     assert "Finished: Coasty says the task is done" in out["messages"][-1].text
     # The agent run ended: the session is deleted and forgotten.
     assert sessions(sb) == [] and out[SESSION_STATE_KEY] is None
@@ -225,8 +225,8 @@ def test_a_rejected_text_is_not_typed(sb: Any) -> None:
     out = agent.invoke(Command(resume={pause.id: reject}), cfg("t-reject"))
     acts = [m.text for m in out["messages"] if m.name == "coasty_act"]
     assert acts[1] == "Nothing was done on m-sandbox-1: typing was rejected (not now)."
-    # After the rejection: a screenshot for the next step and its click, nothing typed.
-    assert sb.counters()["actions_executed"] == executed + 3
+    # After the rejection: the next step's click, nothing typed.
+    assert sb.counters()["actions_executed"] == executed + 1
     acted = [m.artifact for m in out["messages"] if m.name == "coasty_act" and m.artifact]
     assert all(field(a, "command") != "type" for a in acted)
 
@@ -270,7 +270,7 @@ def test_the_step_tools_use_the_threads_machine(sb: Any) -> None:
     ]
     agent = create_agent(
         ScriptedChatModel(script=script),
-        toolkit.get_tools()[4:],
+        toolkit.get_tools()[5:],
         middleware=[CoastyMiddleware(toolkit)],
         checkpointer=InMemorySaver(),
     )

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -178,10 +178,16 @@ async def read_limited(request: Request, limit: int) -> tuple[bytes, int]:
     """
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size <= limit:
-            chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size <= limit:
+                chunks.append(chunk)
+    except ClientDisconnect:
+        # The client went away mid-body (a Ctrl-C): nothing was done; nobody reads the answer.
+        from langchain_coasty.sandbox.errors import ApiError
+
+        raise ApiError(400, "CLIENT_DISCONNECTED", "The client closed the request.") from None
     return b"".join(chunks), size
 
 

@@ -120,7 +120,8 @@ def test_ctrl_c_during_the_create_cancels_the_run_it_made(sb: Any) -> None:
     import signal
 
     def press_ctrl_c() -> None:
-        while sb.counters()["create_calls"] == 0:
+        # Once the sandbox holds the create (its body read): the run is being made.
+        while not sb.counters()["faults_fired"].get("create_delay"):
             time.sleep(0.01)
         signal.raise_signal(signal.SIGINT)  # delivered to the main thread, as a terminal would
 

@@ -286,3 +286,19 @@ def test_fault_delays_are_finite_and_bounded(sb: CoastySandbox, name: str, value
         )
     assert response.status_code == 422, response.text
     assert f"{name} must be a number of seconds in 0..3600" in response.text
+
+
+def test_a_client_gone_mid_body_is_no_server_error(
+    sb: CoastySandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, port = sb.base_url.removeprefix("http://").split(":")
+    head = (
+        f"POST /v1/runs HTTP/1.1\r\nHost: {host}:{port}\r\nX-API-Key: {sb.api_key}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(head.encode() + b'{"machine_id": "m-sandb')  # then Ctrl-C: gone
+    with httpx.Client(base_url=sb.base_url) as http:
+        assert http.get("/v1/health").status_code == 200  # the request was handled by now
+    assert sb.counters()["runs_created"] == 0
+    assert not [r for r in caplog.records if "Exception in ASGI application" in r.getMessage()]

@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -185,9 +186,7 @@ async def read_limited(request: Request, limit: int) -> tuple[bytes, int]:
                 chunks.append(chunk)
     except ClientDisconnect:
         # The client went away mid-body (a Ctrl-C): nothing was done; nobody reads the answer.
-        from langchain_coasty.sandbox.errors import ApiError
-
-        raise ApiError(400, "CLIENT_DISCONNECTED", "The client closed the request.") from None
+        raise HTTPException(400, "The client closed the request.") from None
     return b"".join(chunks), size
 
 

@@ -27,6 +27,7 @@ from langchain_coasty._engine.settings import CoastySettings
 from langchain_coasty._engine.steps import call_steps
 from langchain_coasty.client import RunEvent
 from langchain_coasty.machines import MachineLease
+from langchain_coasty.screens import ScreenMoment
 
 __all__ = ["CoastyInput", "CoastyRunnable", "FollowedRun"]
 
@@ -74,7 +75,12 @@ class CoastyRunnable(RunnableSerializable[CoastyInput, FollowedRun], CoastySetti
     stream (see ``langchain_coasty.durable``). Runs created in a graph carry ``metadata``
     naming the thread, checkpoint namespace, tool call and idempotency key (see
     ``langchain_coasty._graph.run_metadata``), so any process can find the thread again.
+    The screen is captured at a pause only (``screens_at=("pause",)``); the tool also
+    captures the end screen for its artifact. Add ``"end"`` when a pipeline wants it: each
+    capture is one more request per run.
     """
+
+    screens_at: tuple[ScreenMoment, ...] = ("pause",)
 
     @classmethod
     def is_lc_serializable(cls) -> bool:

@@ -22,6 +22,7 @@ and by the machine's power; ``capture`` renders it (module ``screens``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import secrets
 import time
@@ -116,6 +117,7 @@ class Engine:
         self.open_streams = 0
         self.last_create_body: Any = None
         self.screens: dict[str, ScreenState] = {}
+        self._drawn: dict[tuple[str, str], tuple[tuple[Any, ...], bytes]] = {}
         self.fleet.reset(self.machine_ids)
         self.sessions = SessionStore()
 
@@ -204,7 +206,15 @@ class Engine:
         """The machine's screen now, encoded (black unless the machine is running)."""
         state = self.screen(machine.id)
         state.power(machine.status == "running")
-        return render(state, mime_type=mime_type)
+        # Unchanged screens are not drawn again (many runs end on one machine at once).
+        key = (machine.id, mime_type)
+        seen = dataclasses.astuple(state)
+        cached = self._drawn.get(key)
+        if cached is not None and cached[0] == seen:
+            return cached[1]
+        image = render(state, mime_type=mime_type)
+        self._drawn[key] = (seen, image)
+        return image
 
     # -- runs ----------------------------------------------------------------------------
 

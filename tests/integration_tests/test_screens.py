@@ -133,9 +133,17 @@ def test_return_mode_and_a_callable_policy_get_the_pause_screen(sb: Any) -> None
         base_url=sb.base_url,
         machine_id=sb.machine_id,
         on_awaiting_human=approver,
+        screens_at=("pause", "end"),  # the runnable's default is the pause only
     ).invoke(LOGIN_TASK)
     assert run.status == "succeeded" and len(seen) == 1
     assert banner(picture(seen[0])) and not banner(picture(run.screen))
+
+
+def test_the_runnable_captures_only_the_pause_by_default(sb: Any) -> None:
+    run = CoastyRunnable(api_key=sb.api_key, base_url=sb.base_url, machine_id=sb.machine_id).invoke(
+        "Open the docs"
+    )
+    assert run.status == "succeeded" and run.screen is None  # no pause: no capture at all
 
 
 async def test_screenshot_events_at_each_step_pause_and_end(sb: Any) -> None:

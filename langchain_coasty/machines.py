@@ -182,7 +182,10 @@ class MachineUsage(BaseModel):
             cost = "" if self.cost_usd is None else f" (it cost ${self.cost_usd:.2f})"
             return f"Machine {self.machine_id} was terminated{cost}."
         cost = "" if self.cost_usd is None else f" (${self.cost_usd:.2f} so far)"
-        kept = {"thread": "kept for this thread", "pool": "returned to the pool"}
+        kept = {
+            "thread": "kept for this thread (until its agent run ends)",
+            "pool": "returned to the pool",
+        }
         return f"Machine {self.machine_id} is {kept.get(self.policy, 'kept')}{cost}."
 
 

@@ -225,6 +225,8 @@ class _Recorder(CoastyCallbackHandler):
 
 
 def _settings(**kwargs: Any) -> CoastyRunnable:
+    # Both capture moments (the tool's default), so the twins are compared on both.
+    kwargs.setdefault("screens_at", ("pause", "end"))
     return CoastyRunnable(api_key=KEY, machine_id="m-1", **kwargs)
 
 

@@ -28,7 +28,7 @@ from langchain_coasty import (
     MachineStateError,
     release_thread_machine,
 )
-from langchain_coasty.machines import _THREAD_MACHINES
+from langchain_coasty.machines.steps import _THREAD_MACHINES
 
 from .conftest import Recorder, ScriptedChatModel, call, last_tool_messages, tool_calls
 

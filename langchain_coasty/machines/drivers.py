@@ -9,7 +9,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from langchain_coasty._graph import THREAD_ID_KEY, is_graph_bubble_up
+from langchain_coasty._graph import THREAD_ID_KEY
 from langchain_coasty.callbacks import CoastyEventPayload
 from langchain_coasty.client import (
     AsyncCoastyClient,
@@ -29,15 +29,15 @@ from langchain_coasty.machines.steps import (
     Announce,
     Fetch,
     FindOwned,
+    GiveBack,
     MachineSteps,
     Provision,
     Renew,
     Start,
     Terminate,
     WaitReady,
-    _usage,
     acquire_steps,
-    release_steps,
+    exit_steps,
     release_thread_steps,
 )
 
@@ -129,6 +129,8 @@ def drive_machine_sync(steps: MachineSteps, client: CoastyClient, announce: _Ann
                     value = client.machines.get(machine_id)
             case Announce():
                 announce.send(op)
+            case GiveBack(lease=given):
+                given.pool.give_back(given)
 
 
 async def drive_machine_async(
@@ -169,16 +171,13 @@ async def drive_machine_async(
                     value = await client.machines.get(machine_id)
             case Announce():
                 await announce.asend(op)
+            case GiveBack(lease=given):
+                given.pool.give_back(given)
 
 
 # --- the call's machine -----------------------------------------------------------------
 
 _RELEASE_TIMEOUT = 10.0
-
-
-def _keeps_machine(exc: BaseException | None) -> bool:
-    """A call that ends in a LangGraph interrupt keeps its machine for the paused run."""
-    return exc is not None and is_graph_bubble_up(exc)
 
 
 @contextlib.contextmanager
@@ -206,19 +205,12 @@ def call_machine(
         error = exc
         raise
     finally:
-        if _keeps_machine(error):
-            pass
-        elif lease.policy == "pool":
-            assert isinstance(policy, CoastyMachinePool)
-            policy.give_back(lease)
-            lease.usage = _usage(lease, None)
-        elif lease.policy == "call":
-            try:
-                lease.usage = drive_machine_sync(release_steps(lease), client, announce)
-            except Exception as failed:
-                _release_failed(lease, failed, error)
+        try:
+            usage = drive_machine_sync(exit_steps(lease, error), client, announce)
+        except Exception as failed:
+            _release_failed(lease, failed, error)
         else:
-            lease.usage = _usage(lease, None)
+            lease.usage = usage or lease.usage
 
 
 @contextlib.asynccontextmanager
@@ -247,27 +239,20 @@ async def acall_machine(
         error = exc
         raise
     finally:
-        if _keeps_machine(error):
-            pass
-        elif lease.policy == "pool":
-            assert isinstance(policy, CoastyMachinePool)
-            policy.give_back(lease)
-            lease.usage = _usage(lease, None)
-        elif lease.policy == "call":
-            release = asyncio.ensure_future(
-                drive_machine_async(release_steps(lease), client, announce)
-            )
-            try:
-                async with asyncio.timeout(_RELEASE_TIMEOUT):
-                    lease.usage = await asyncio.shield(release)
-            except (Exception, asyncio.CancelledError) as failed:
-                if isinstance(failed, asyncio.CancelledError) and not release.done():
-                    with contextlib.suppress(BaseException):
-                        lease.usage = await asyncio.wait_for(release, _RELEASE_TIMEOUT)
-                else:
-                    _release_failed(lease, failed, error)
+        leaving = asyncio.ensure_future(
+            drive_machine_async(exit_steps(lease, error), client, announce)
+        )
+        try:
+            async with asyncio.timeout(_RELEASE_TIMEOUT):
+                usage = await asyncio.shield(leaving)
+        except (Exception, asyncio.CancelledError) as failed:
+            if isinstance(failed, asyncio.CancelledError) and not leaving.done():
+                with contextlib.suppress(BaseException):
+                    lease.usage = await asyncio.wait_for(leaving, _RELEASE_TIMEOUT)
+            else:
+                _release_failed(lease, failed, error)
         else:
-            lease.usage = _usage(lease, None)
+            lease.usage = usage or lease.usage
 
 
 def _release_failed(

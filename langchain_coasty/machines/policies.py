@@ -134,3 +134,5 @@ class MachineLease:
     provisioned: bool = False
     usage: MachineUsage | None = None
     pool_key: str | None = None
+    pool: Any = None
+    """The ``CoastyMachinePool`` it was borrowed from (``policy == "pool"``)."""

@@ -116,7 +116,9 @@ class CoastyMachinePool:
         while True:
             machine_id = self._book.take(key)
             if machine_id is not None:
-                return MachineLease(machine_id, "pool", self.spec.ttl_minutes, pool_key=key)
+                return MachineLease(
+                    machine_id, "pool", self.spec.ttl_minutes, pool_key=key, pool=self
+                )
             ready = threading.Event()
             with self._book.lock:
                 self._book.waiters.append(ready.set)
@@ -129,7 +131,9 @@ class CoastyMachinePool:
         while True:
             machine_id = self._book.take(key)
             if machine_id is not None:
-                return MachineLease(machine_id, "pool", self.spec.ttl_minutes, pool_key=key)
+                return MachineLease(
+                    machine_id, "pool", self.spec.ttl_minutes, pool_key=key, pool=self
+                )
             freed: asyncio.Future[None] = loop.create_future()
 
             def wake(f: asyncio.Future[None] = freed) -> None:

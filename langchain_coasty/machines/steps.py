@@ -8,6 +8,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+from langchain_coasty._graph import is_graph_bubble_up
 from langchain_coasty._lru import BoundedDict
 from langchain_coasty.client import (
     MachineRecord,
@@ -101,8 +102,15 @@ class Announce:
     usage: MachineUsage
 
 
+@dataclass(frozen=True)
+class GiveBack:
+    """Return a borrowed machine to its pool; returns None."""
+
+    lease: MachineLease
+
+
 MachineOp: TypeAlias = (
-    Provision | Fetch | FindOwned | Start | WaitReady | Renew | Terminate | Announce
+    Provision | Fetch | FindOwned | Start | WaitReady | Renew | Terminate | Announce | GiveBack
 )
 MachineSteps: TypeAlias = Generator[MachineOp, Any, Any]
 
@@ -192,6 +200,21 @@ def release_steps(lease: MachineLease) -> MachineSteps:
     usage = _usage(lease, record, terminated=True)
     yield Announce("terminated", usage)
     return usage
+
+
+def exit_steps(lease: MachineLease, error: BaseException | None) -> MachineSteps:
+    """What a call does with its machine on its way out; returns its usage (None: kept).
+
+    An interrupt keeps it (the paused run needs it); a per-call machine is terminated on
+    every other way out; a pool's goes back to the pool; a thread's stays for the thread.
+    """
+    if error is not None and is_graph_bubble_up(error):
+        return None
+    if lease.policy == "call":
+        return (yield from release_steps(lease))
+    if lease.policy == "pool":
+        yield GiveBack(lease)
+    return _usage(lease, None)
 
 
 def release_thread_steps(thread_id: str, keep: frozenset[str] = frozenset()) -> MachineSteps:

@@ -10,8 +10,10 @@ delivered once, in ``seq`` order, through three channels:
   chunk ``{"coasty_event": payload}``;
 * the typed hooks of ``CoastyCallbackHandler`` / ``AsyncCoastyCallbackHandler``.
 
-The payload is a small dict: ``{"run_id", "machine_id", "seq", "type", "data"}`` where
-``data`` is the event's data with secrets removed and long strings capped.
+The payload is a small dict: ``{"run_id", "machine_id", "seq", "type", "data", "ts"}`` where
+``data`` is the event's data with secrets removed and long strings capped, and ``ts`` is
+when it happened in unix seconds: Coasty's stamp on a run event (None when the stream
+carries none), this process's clock for the ``machine`` and ``screenshot`` payloads.
 
 A captured screen (setting ``screens_at``: after a ``step``, at a ``pause``, at the ``end``)
 goes through the same channels under its own name, so ``coasty_event`` stays the run's
@@ -75,6 +77,7 @@ class CoastyEventPayload(TypedDict):
     seq: int
     type: str
     data: dict[str, Any]
+    ts: float | None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -84,25 +87,35 @@ def _is_secret(key: str) -> bool:
     return any(word in lowered for word in _SECRET_WORDS)
 
 
+_PLAIN = frozenset({bool, int, float, type(None)})
+
+
 def _trim(value: Any, depth: int = 0) -> Any:
-    if isinstance(value, str):
+    kind = type(value)  # exact types first: the ABC checks below cost more than the work
+    if kind in _PLAIN:
+        return value
+    if kind is str or (kind is not dict and isinstance(value, str)):
         if len(value) > MAX_STRING:
             return value[:MAX_STRING] + f"... [{len(value) - MAX_STRING} more chars]"
         return value
-    if value is None or isinstance(value, bool | int | float):
+    if kind is not dict and isinstance(value, bool | int | float):
         return value
     if depth >= _MAX_DEPTH:
         return "[...]"
-    if isinstance(value, Mapping):
+    if kind is dict or isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for i, (k, v) in enumerate(value.items()):
             if i >= _MAX_ITEMS:
                 out["..."] = f"{len(value) - _MAX_ITEMS} more keys"
                 break
-            key = str(k)
+            key = k if type(k) is str else str(k)
             if _is_secret(key):
                 continue
-            out[key] = v if type(v) is str and len(v) <= MAX_STRING else _trim(v, depth + 1)
+            vk = type(v)
+            if (vk is str and len(v) <= MAX_STRING) or vk in _PLAIN:
+                out[key] = v
+            else:
+                out[key] = _trim(v, depth + 1)
         return out
     if isinstance(value, list | tuple):
         items = [_trim(v, depth + 1) for v in list(value)[:_MAX_ITEMS]]
@@ -114,13 +127,14 @@ def _trim(value: Any, depth: int = 0) -> Any:
 
 def event_payload(event: RunEvent, *, run_id: str, machine_id: str | None) -> CoastyEventPayload:
     """Build the small, secret-free payload delivered for ``event``."""
-    data = event.data if isinstance(event.data, Mapping) else {}
+    data = event.data if type(event.data) is dict or isinstance(event.data, Mapping) else {}
     return CoastyEventPayload(
         run_id=run_id,
         machine_id=machine_id,
         seq=int(event.seq),
         type=str(event.type),
         data=_trim(data),
+        ts=event.ts,
     )
 
 

@@ -27,6 +27,7 @@ from langchain_core.runnables.config import patch_config
 
 from langchain_coasty._engine.ops import (
     ASYNC_POLICY_ERROR,
+    NEXT_EVENT,
     AskPolicy,
     Attached,
     Cancel,
@@ -36,7 +37,6 @@ from langchain_coasty._engine.ops import (
     Deliver,
     DeliverScreen,
     GetRun,
-    NextEvent,
     OpenStream,
     ReadEvents,
     RenewLease,
@@ -95,20 +95,26 @@ def drive_sync(
                 session.result = stop.value
                 break
             value = None
+            # the two per-event operations first, outside the match: they are the hot path
+            if type(op) is Deliver:
+                if dispatcher.listening:
+                    dispatcher.dispatch(op.payload)
+                yield op.event
+                if op.delivered is not None:
+                    op.delivered(op.event)
+                if not op.then_next:
+                    continue
+                op = NEXT_EVENT
+            if op is NEXT_EVENT:
+                assert stream is not None
+                try:
+                    value = next(stream)
+                except StopIteration:
+                    value = StreamEnd.END
+                except IdleTimeoutError:
+                    value = StreamEnd.IDLE
+                continue
             match op:
-                # the two per-event operations first: they are the hot path
-                case NextEvent():
-                    assert stream is not None
-                    try:
-                        value = next(stream)
-                    except StopIteration:
-                        value = StreamEnd.END
-                    except IdleTimeoutError:
-                        value = StreamEnd.IDLE
-                case Deliver(event=event):
-                    if dispatcher.listening:
-                        dispatcher.dispatch(op.payload)
-                    yield event
                 case Create(plan=plan):
                     creating = plan.key
                     value = client.runs.create_request(plan.request, idempotency_key=plan.key)
@@ -203,20 +209,26 @@ async def drive_async(
                 session.result = stop.value
                 break
             value = None
+            # the two per-event operations first, outside the match: they are the hot path
+            if type(op) is Deliver:
+                if dispatcher.listening:
+                    await dispatcher.adispatch(op.payload)
+                yield op.event
+                if op.delivered is not None:
+                    op.delivered(op.event)
+                if not op.then_next:
+                    continue
+                op = NEXT_EVENT
+            if op is NEXT_EVENT:
+                assert stream is not None
+                try:
+                    value = await stream.__anext__()
+                except StopAsyncIteration:
+                    value = StreamEnd.END
+                except IdleTimeoutError:
+                    value = StreamEnd.IDLE
+                continue
             match op:
-                # the two per-event operations first: they are the hot path
-                case NextEvent():
-                    assert stream is not None
-                    try:
-                        value = await stream.__anext__()
-                    except StopAsyncIteration:
-                        value = StreamEnd.END
-                    except IdleTimeoutError:
-                        value = StreamEnd.IDLE
-                case Deliver(event=event):
-                    if dispatcher.listening:
-                        await dispatcher.adispatch(op.payload)
-                    yield event
                 case Create(plan=plan):
                     creating = plan.key
                     value = await client.runs.create_request(plan.request, idempotency_key=plan.key)

@@ -295,6 +295,7 @@ class RunSession:
             seq=seq,
             type="screenshot",
             data={"at": moment, "screen": dict(screen)},
+            ts=time.time(),
         )
 
     def over_budget(self, credits: int | None) -> bool:
@@ -437,7 +438,7 @@ class RunSession:
 
 
 def _log_entry(event: RunEvent) -> dict[str, Any]:
-    data = event.data if isinstance(event.data, Mapping) else {}
+    data = event.data if type(event.data) is dict or isinstance(event.data, Mapping) else {}
     detail: Any = None
     for key in ("summary", "status", "question", "action", "credits_charged", "code", "text"):
         if data.get(key) is not None:

@@ -43,6 +43,8 @@ from langchain_coasty.screens import ScreenMoment, ScreenPayload
 
 __all__ = ["call_steps", "stream_steps"]
 
+_FOLLOW_UP = frozenset({"awaiting_human", "billing", "done"})
+
 
 def call_steps(session: RunSession) -> Steps:
     """Create the run under the plan's idempotency key, then wait for it in the plan's mode."""
@@ -67,8 +69,11 @@ def stream_steps(session: RunSession, run: Run) -> Steps:
         session.done = session.ended_before_call = True
     else:
         yield OpenStream(run.id, after, session.settings.idle_timeout)
+        # Events of these types are looked at again once delivered; any other is handed on
+        # and the next one read in the same round trip.
+        follow_up = _FOLLOW_UP | ({"step"} if session.wants_screen("step") else set())
+        item: RunEvent | StreamEnd = yield NEXT_EVENT
         while True:
-            item: RunEvent | StreamEnd = yield NEXT_EVENT
             if item is StreamEnd.END:
                 break
             if item is StreamEnd.IDLE:
@@ -79,6 +84,12 @@ def stream_steps(session: RunSession, run: Run) -> Steps:
             if not session.progress.claim(session.generation, event.seq):
                 break  # a re-execution of this call delivers the run's events now
             seen = session.observe(event)
+            if seen.deliver and seen.pause is None and event.type not in follow_up:
+                item = yield Deliver(session.payload, event, session.mark_delivered, True)
+                renewal = session.lease_renewal()
+                if renewal is not None:
+                    yield RenewLease(*renewal)
+                continue
             if seen.deliver:
                 yield Deliver(session.payload, event)
             session.mark_delivered(event)
@@ -98,6 +109,7 @@ def stream_steps(session: RunSession, run: Run) -> Steps:
                 break
             if event.type == "done":
                 break
+            item = yield NEXT_EVENT
         yield CloseStream()
         handed_back = session.stop_reason == "awaiting_human" and session.screen is not None
         if not handed_back:

@@ -59,7 +59,6 @@ from langchain_coasty.client._retry import RetryPolicy
 from langchain_coasty.client._sse import (
     MAX_FRAME_CHARS,
     FrameTooLarge,
-    Heartbeat,
     LineSplitter,
     SSEDecoder,
 )
@@ -449,12 +448,7 @@ class EventStream(_StreamBase):
                             lines, decoder = LineSplitter(bound), SSEDecoder(bound)
                             for text in response.iter_text():
                                 self._check_deadline()  # also while a frame trickles in
-                                for line in lines.feed(text):
-                                    sse = decoder.decode(line)
-                                    if sse is None:
-                                        continue
-                                    if isinstance(sse, Heartbeat):
-                                        continue  # the deadlines were checked on its chunk
+                                for sse in decoder.feed(lines.feed(text)):
                                     frames += 1
                                     event = self._cursor.accept(sse)
                                     if event is None:
@@ -568,12 +562,7 @@ class AsyncEventStream(_StreamBase):
                             try:
                                 async for text in chunks:
                                     self._check_deadline()  # also while a frame trickles in
-                                    for line in lines.feed(text):
-                                        sse = decoder.decode(line)
-                                        if sse is None:
-                                            continue
-                                        if isinstance(sse, Heartbeat):
-                                            continue  # the deadlines were checked on its chunk
+                                    for sse in decoder.feed(lines.feed(text)):
                                         count += 1
                                         event = self._cursor.accept(sse)
                                         if event is None:

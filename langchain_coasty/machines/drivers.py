@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -81,7 +82,12 @@ class _Announcer:
     def payload(op: Announce) -> CoastyEventPayload:
         data = {"phase": op.phase, **op.usage.model_dump()}
         return CoastyEventPayload(
-            run_id="", machine_id=op.usage.machine_id, seq=0, type="machine", data=data
+            run_id="",
+            machine_id=op.usage.machine_id,
+            seq=0,
+            type="machine",
+            data=data,
+            ts=time.time(),
         )
 
     def send(self, op: Announce) -> None:

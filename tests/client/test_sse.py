@@ -17,15 +17,34 @@ from langchain_coasty.client._sse import (
 )
 
 
-def frames(*chunks: str, **bounds: int) -> list[Any]:
+def _by_line(chunks: tuple[str, ...], bounds: dict[str, int]) -> list[Any]:
     lines, decoder = LineSplitter(**bounds), SSEDecoder(**bounds)
     out = []
     for chunk in chunks:
         for line in lines.feed(chunk):
             frame = decoder.decode(line)
-            if frame is not None:
+            if frame is not None and frame is not HEARTBEAT:
                 out.append(frame)
     return out
+
+
+def _by_chunk(chunks: tuple[str, ...], bounds: dict[str, int]) -> list[Any]:
+    lines, decoder = LineSplitter(**bounds), SSEDecoder(**bounds)
+    return [frame for chunk in chunks for frame in decoder.feed(lines.feed(chunk))]
+
+
+def frames(*chunks: str, **bounds: int) -> list[Any]:
+    """The frames of ``chunks`` read by the stream's chunk-at-a-time path, which must agree
+    with the line-by-line reading of the standard."""
+    try:
+        expected = [(f.event, f.data, f.id, f.retry) for f in _by_line(chunks, bounds)]
+    except FrameTooLarge:
+        with pytest.raises(FrameTooLarge):
+            _by_chunk(chunks, bounds)
+        raise
+    got = _by_chunk(chunks, bounds)
+    assert [(f.event, f.data, f.id, f.retry) for f in got] == expected
+    return got
 
 
 def test_lf_crlf_and_cr_line_ends_and_a_crlf_split_across_chunks() -> None:

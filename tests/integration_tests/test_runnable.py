@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -44,17 +45,25 @@ def test_invoke_returns_the_finished_run(sb: Any, recorder: Recorder) -> None:
     assert sb.counters()["runs_created"] == 1
 
 
-async def test_ainvoke_with_an_async_handler(sb: Any) -> None:
+async def test_ainvoke_with_an_async_handler(sb: Any, framing: str) -> None:
     seen: list[int] = []
+    stamps: list[tuple[float, float]] = []
 
     class Collect(AsyncCoastyCallbackHandler):
         async def on_coasty_event(self, event: Any) -> None:
             seen.append(event["seq"])
+            stamps.append((event["ts"], time.time()))
 
+    started = time.time()
     run = await runnable(sb).ainvoke(PLAIN_TASK, {"callbacks": [Collect()]})
     assert run.status == "succeeded"
     assert seen == list(range(1, len(seen) + 1))
     assert seen
+    # each payload carries when the server emitted the event (the envelope has the stamp)
+    if framing == "envelope":
+        assert all(started - 1 <= ts <= seen_at for ts, seen_at in stamps)
+    else:
+        assert {ts for ts, _ in stamps} == {None}
 
 
 def test_stream_yields_run_events(sb: Any) -> None:

@@ -10,7 +10,18 @@ from typing import Any
 
 import pytest
 
-from benchmarks import imports, latency, overhead, per_run, recovery, report, run, scale, stream
+from benchmarks import (
+    imports,
+    latency,
+    overhead,
+    paced,
+    per_run,
+    recovery,
+    report,
+    run,
+    scale,
+    stream,
+)
 from benchmarks._harness import Sandbox, sandbox_process
 
 TINY: dict[str, Any] = run.TINY
@@ -85,6 +96,20 @@ def test_scale_all_events_delivered(sb: Sandbox) -> None:
     assert row["all_events_delivered"]
     assert row["aiohttp_all_events_delivered"]  # the aiohttp backend, side by side
     assert any("aiohttp" in r["figure"] for r in report.figures({"benchmarks": {"scale": res}}))
+
+
+def test_paced_level_checks_order_latency_and_descriptors(sb: Sandbox) -> None:
+    res = paced.run(sb, **TINY["paced"])
+    (row,) = res["levels"].values()
+    assert row["errors"] == 0
+    assert row["all_events_delivered"]
+    assert row["events"] == row["runs"] * row["events_per_run"]
+    assert row["events_unstamped"] == 0  # every payload carried the sandbox's stamp
+    assert 0 < row["latency_ms"]["p50"] <= row["latency_ms"]["p99"] < 10_000
+    assert row["peak_in_flight"] > 1  # the runs overlapped
+    assert 0 < row["peak_open_fds"] <= row["fd_limit"]["soft"]
+    figures = report.figures({"benchmarks": {"paced": res}})
+    assert [f["bench"] for f in figures] == ["3b paced"]
 
 
 def test_report_renders_every_benchmark(sb: Sandbox) -> None:

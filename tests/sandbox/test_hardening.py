@@ -302,3 +302,23 @@ def test_a_client_gone_mid_body_is_no_server_error(
         assert http.get("/v1/health").status_code == 200  # the request was handled by now
     assert sb.counters()["runs_created"] == 0
     assert not [r for r in caplog.records if "Exception in ASGI application" in r.getMessage()]
+
+
+def test_the_sandbox_raises_its_open_file_limit_for_many_streams() -> None:
+    # In a child whose soft limit is the usual 1,024 (or less), below a higher hard limit.
+    import subprocess
+    import sys
+
+    code = (
+        "import resource\n"
+        "from langchain_coasty.sandbox.server import raise_open_file_limit\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "low = min(soft, hard, 1024) // 2\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))\n"
+        "got = raise_open_file_limit()\n"
+        "print(low, got, resource.getrlimit(resource.RLIMIT_NOFILE)[0], hard)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    low, got, now, hard = (int(x) for x in out.stdout.split())
+    assert got == now > low
+    assert now == hard or hard < 0  # hard < 0: unlimited, raised to a large finite limit

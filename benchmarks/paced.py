@@ -31,6 +31,22 @@ from benchmarks.scale import EVENTS_FIXED, EVENTS_PER_STEP, _OpenStreams, _serve
 P99_TARGET_MS = 50.0
 """The issue's bound on the event-to-callback latency at this level."""
 _FD_HEADROOM = 512
+GC_THRESHOLDS = (50_000, 20, 100)
+"""The collector's thresholds for a process that follows thousands of runs (see ``tune_gc``)."""
+
+
+def tune_gc() -> None:
+    """What a long-lived process following thousands of runs does once it has started.
+
+    The cyclic collector's full passes walk every tracked object: with thousands of runs in
+    flight (a few hundred objects each) a pass stalls the event loop for hundreds of ms.
+    ``gc.freeze()`` moves everything built at start-up (modules, models, schemas) out of the
+    collector's reach, and higher thresholds make passes rarer; reference counting still
+    frees nearly everything the runs drop.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def fd_limits(needed: int) -> dict[str, int]:
@@ -75,14 +91,42 @@ class _Book:
             self.latency_ms.append((now - ts) * 1000.0)
 
 
+class _GcPauses:
+    """The garbage collector's pauses while the level runs (they stall the event loop)."""
+
+    def __init__(self) -> None:
+        self.ms: list[float] = []
+        self._start = 0.0
+        gc.callbacks.append(self._hook)
+
+    def _hook(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        elif info.get("generation") == 2 or time.perf_counter() - self._start > 0.001:
+            self.ms.append((time.perf_counter() - self._start) * 1000)
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._hook)
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "over_1ms": len(self.ms),
+            "max_ms": max(self.ms, default=0.0),
+            "total_ms": sum(self.ms),
+        }
+
+
 async def _level(
     base_url: str,
     machine_id: str,
     task: str,
+    warm_task: str,
     n: int,
     ramp_s: float,
     expected_events: int,
     backend: str,
+    gc_mode: str = "tuned",
+    progress: bool = False,
 ) -> dict[str, Any]:
     limits = fd_limits(n + _FD_HEADROOM)
     handler_base = _paths.need("langchain_coasty.callbacks", "AsyncCoastyCallbackHandler")
@@ -102,9 +146,11 @@ async def _level(
         api_key=_paths.API_KEY, base_url=base_url, machine_id=machine_id, async_client=client
     )
     config = {"callbacks": [Watch()]}
-    alone = await runnable.ainvoke(task)  # warms imports, the pools and the loop
+    await runnable.ainvoke(warm_task)  # warms imports, the pools and the loop
     book = _Book()
     gc.collect()
+    if gc_mode == "tuned":
+        tune_gc()
     rss0 = current_rss_bytes()
     in_flight = peak_in_flight = 0
     peak_fds = open_fds()
@@ -124,15 +170,26 @@ async def _level(
 
     async def sample() -> None:
         nonlocal peak_fds, peak_rss
+        ticks = 0
         while True:
             peak_fds = max(peak_fds, open_fds())
             peak_rss = max(peak_rss, current_rss_bytes())
+            ticks += 1
+            if progress and ticks % 10 == 0:
+                print(
+                    f"{time.perf_counter() - t0:6.1f} s: {len(tasks)} started, {in_flight} "
+                    f"going, {len(results)} ended, {book.events} events, "
+                    f"CPU {time.process_time() - cpu0:.1f} s, fds {open_fds()}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             await asyncio.sleep(0.5)
 
-    sampler = asyncio.create_task(sample())
+    pauses = _GcPauses()
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     tasks: list[asyncio.Task[None]] = []
+    sampler = asyncio.create_task(sample())
     for i in range(n):
         # start times on an even schedule, whatever the loop's own delays
         delay = t0 + ramp_s * i / n - time.perf_counter()
@@ -142,6 +199,7 @@ async def _level(
     await asyncio.gather(*tasks)
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
+    pauses.stop()
     sampler.cancel()
     await client.close()
     errors = [r for r in results if isinstance(r, BaseException)]
@@ -156,7 +214,8 @@ async def _level(
         "runs": n,
         "ramp_s": ramp_s,
         "backend": backend,
-        "scripted_run_s": _server_duration(alone),
+        "gc": gc_mode,
+        "scripted_run_s": _scripted(results),
         "wall_s": wall,
         "peak_in_flight": peak_in_flight,
         "events": book.events,
@@ -171,6 +230,7 @@ async def _level(
             "max": lat[-1] if lat else float("nan"),
         },
         "client_cpu_s": cpu,
+        "gc_pauses": pauses.summary(),
         "client_cpu_ms_per_run": cpu / n * 1000,
         "peak_rss_mib": peak_rss / 2**20,
         "rss_per_run_kib": (peak_rss - rss0) / n / 1024,
@@ -179,16 +239,24 @@ async def _level(
     }
 
 
+def _scripted(results: list[Any]) -> float | None:
+    """The median time the sandbox took to play a run (created -> finished)."""
+    spans = sorted(d for r in results if (d := _server_duration(r)) is not None)
+    return spans[len(spans) // 2] if spans else None
+
+
 def run_level(
-    sb: Sandbox, runs: int, steps: int, pace: float, ramp_s: float, backend: str
+    sb: Sandbox, runs: int, steps: int, pace: float, ramp_s: float, backend: str, gc_mode: str
 ) -> dict[str, Any]:
     """One paced level in a fresh interpreter, the sandbox's peak open streams alongside."""
     sb.reset()
     task = _paths.paced_task(sb, steps, pace)
+    warm = _paths.paced_task(sb, 1, 0.0)
     events = EVENTS_FIXED + EVENTS_PER_STEP * steps
     cmd = [sys.executable, "-m", "benchmarks.paced", "--base-url", sb.base_url]
-    cmd += ["--machine-id", sb.machine_id, "--task", task, "--runs", str(runs)]
-    cmd += ["--events", str(events), "--ramp", str(ramp_s), "--backend", backend]
+    cmd += ["--machine-id", sb.machine_id, "--task", task, "--warm-task", warm]
+    cmd += ["--runs", str(runs), "--events", str(events), "--ramp", str(ramp_s)]
+    cmd += ["--backend", backend, "--gc", gc_mode]
     budget = ramp_s + steps * pace * 3 + 120
     with _OpenStreams(sb.base_url) as streams:
         out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=budget)
@@ -212,15 +280,23 @@ def run_level(
 
 def run(
     sb: Sandbox,
-    runs: int = 10_000,
+    levels: tuple[tuple[int, str, str], ...] = ((10_000, "aiohttp", "tuned"),),
     steps: int = 16,
     pace: float = 5.0,
     ramp_s: float = 60.0,
-    backends: tuple[str, ...] = ("httpx",),
 ) -> dict[str, Any]:
-    """The paced level once per client backend."""
-    levels = {b: run_level(sb, runs, steps, pace, ramp_s, b) for b in backends}
-    return {"runs": runs, "steps": steps, "pace_s": pace, "ramp_s": ramp_s, "levels": levels}
+    """Each level (runs, client backend, collector setting), a fresh interpreter each.
+
+    The ramp scales with the level's size, so that every level starts runs at one rate.
+    """
+    top = max(n for n, _, _ in levels)
+    out: dict[str, Any] = {"steps": steps, "pace_s": pace, "levels": {}}
+    for n, backend, gc_mode in levels:
+        ramp = ramp_s * n / top
+        out["levels"][f"{n} {backend} {gc_mode}"] = run_level(
+            sb, n, steps, pace, ramp, backend, gc_mode
+        )
+    return out
 
 
 def main() -> None:
@@ -228,12 +304,25 @@ def main() -> None:
     p.add_argument("--base-url", required=True)
     p.add_argument("--machine-id", required=True)
     p.add_argument("--task", required=True)
+    p.add_argument("--warm-task", required=True, help="a short run that warms the client up")
     p.add_argument("--runs", type=int, required=True)
     p.add_argument("--events", type=int, required=True)
     p.add_argument("--ramp", type=float, required=True)
     p.add_argument("--backend", default="httpx")
+    p.add_argument("--gc", choices=("default", "tuned"), default="tuned", help="see tune_gc")
+    p.add_argument("--progress", action="store_true", help="a line on stderr every 5 s")
     a = p.parse_args()
-    level = _level(a.base_url, a.machine_id, a.task, a.runs, a.ramp, a.events, a.backend)
+    level = _level(
+        a.base_url,
+        a.machine_id,
+        a.task,
+        a.warm_task,
+        a.runs,
+        a.ramp,
+        a.events,
+        a.backend,
+        a.progress,
+    )
     print(json.dumps(asyncio.run(level)))
 
 

@@ -158,9 +158,10 @@ def figures(res: dict[str, Any]) -> list[dict[str, Any]]:
         for k, v in sc.get("missing", {}).items():
             add("3 scale", k, "not measured: " + v)
     if pc := b.get("paced"):
-        for backend, row in pc.get("levels", {}).items():
-            label = f"{row.get('runs', '?')} concurrent runs, one step per {row.get('pace_s')} s"
-            label += f" (http_backend={backend})"
+        for key, row in pc.get("levels", {}).items():
+            runs, backend, gc_mode = key.split()
+            label = f"{int(runs):,} concurrent runs, one step per {pc.get('pace_s')} s"
+            label += f" (http_backend={backend}, gc {gc_mode})"
             if "missing" in row or "error" in row:
                 add("3b paced", label, "failed: " + str(row.get("error") or row.get("missing")))
                 continue

@@ -41,7 +41,12 @@ FULL: dict[str, Any] = {
     "overhead": {"requests": 500, "trials": 5},
     "imports": {"trials": 5},
     "per_run": {"runs": 200, "trials": 3, "steps": 3},
-    "paced": {"runs": 10_000, "steps": 16, "pace": 5.0, "ramp_s": 60.0},
+    "paced": {
+        "levels": ((10_000, "aiohttp", "tuned"), (10_000, "httpx", "tuned")),
+        "steps": 16,
+        "pace": 5.0,
+        "ramp_s": 60.0,
+    },
 }
 TINY: dict[str, Any] = {
     "stream": {"events": 300, "trials": 1},
@@ -58,7 +63,12 @@ TINY: dict[str, Any] = {
     "overhead": {"requests": 20, "trials": 1},
     "imports": {"trials": 1},
     "per_run": {"runs": 5, "trials": 1, "steps": 2},
-    "paced": {"runs": 6, "steps": 2, "pace": 0.1, "ramp_s": 0.2},
+    "paced": {
+        "levels": ((6, "aiohttp", "tuned"), (6, "httpx", "default")),
+        "steps": 2,
+        "pace": 0.1,
+        "ramp_s": 0.2,
+    },
 }
 ORDER = ("imports", "overhead", "per_run", "stream", "latency", "recovery", "scale", "paced")
 

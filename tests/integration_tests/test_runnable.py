@@ -66,6 +66,19 @@ async def test_ainvoke_with_an_async_handler(sb: Any, framing: str) -> None:
         assert {ts for ts, _ in stamps} == {None}
 
 
+async def test_async_hooks_run_in_the_calls_own_task(sb: Any) -> None:
+    # No task per event: every hook runs in the one task that follows the run.
+    where: list[asyncio.Task[Any] | None] = []
+
+    class Where(AsyncCoastyCallbackHandler):
+        async def on_coasty_event(self, event: Any) -> None:
+            where.append(asyncio.current_task())
+
+    await runnable(sb).ainvoke(PLAIN_TASK, {"callbacks": [Where()]})
+    assert len(where) > 3
+    assert len(set(where)) == 1
+
+
 def test_stream_yields_run_events(sb: Any) -> None:
     events = list(runnable(sb).stream(PLAIN_TASK))
     assert all(isinstance(e, RunEvent) for e in events)

@@ -321,7 +321,8 @@ def main() -> None:
         a.ramp,
         a.events,
         a.backend,
-        a.progress,
+        gc_mode=a.gc,
+        progress=a.progress,
     )
     print(json.dumps(asyncio.run(level)))
 

@@ -101,7 +101,8 @@ def test_scale_all_events_delivered(sb: Sandbox) -> None:
 def test_paced_level_checks_order_latency_and_descriptors(sb: Sandbox) -> None:
     res = paced.run(sb, **TINY["paced"])
     assert len(res["levels"]) == 2  # two backends, both collector settings
-    for row in res["levels"].values():
+    for key, row in res["levels"].items():
+        assert row["gc"] == key.split()[2]  # the collector setting asked for
         assert_paced_level(row)
     figures = report.figures({"benchmarks": {"paced": res}})
     assert [f["bench"] for f in figures] == ["3b paced"] * 2

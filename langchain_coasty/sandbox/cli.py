@@ -62,7 +62,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     from langchain_coasty.sandbox.engine import Engine, SandboxConfig
     from langchain_coasty.sandbox.protocol import server_config
     from langchain_coasty.sandbox.scenarios import parse_scenarios, read_scenario_file
-    from langchain_coasty.sandbox.server import bind_socket, raise_open_file_limit
+    from langchain_coasty.sandbox.server import (
+        bind_socket,
+        raise_open_file_limit,
+        steady_collector,
+    )
 
     config = SandboxConfig(
         pace=args.pace,
@@ -80,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValueError as exc:
         parser.error(str(exc))
     raise_open_file_limit()  # one descriptor per open event stream
+    steady_collector()
     sock = bind_socket(args.host, args.port)
     base_url = f"http://{args.host}:{sock.getsockname()[1]}"
     print(f"Coasty sandbox on {base_url}")

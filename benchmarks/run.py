@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import imports, latency, overhead, per_run, recovery, report, scale, stream
+from benchmarks import http2, imports, latency, overhead, per_run, recovery, report, scale, stream
 from benchmarks._harness import machine_info, sandbox_process
 
 HERE = Path(__file__).resolve().parent
@@ -31,6 +31,7 @@ FULL: dict[str, Any] = {
     "overhead": {"requests": 500, "trials": 5},
     "imports": {"trials": 5},
     "per_run": {"runs": 200, "trials": 3, "steps": 3},
+    "http2": {"levels": (500, 1000, 2000), "steps": 4, "pace": 1.5},
 }
 TINY: dict[str, Any] = {
     "stream": {"events": 300, "trials": 1},
@@ -47,8 +48,9 @@ TINY: dict[str, Any] = {
     "overhead": {"requests": 20, "trials": 1},
     "imports": {"trials": 1},
     "per_run": {"runs": 5, "trials": 1, "steps": 2},
+    "http2": {"levels": (4,), "steps": 2, "pace": 0.05},
 }
-ORDER = ("imports", "overhead", "per_run", "stream", "latency", "recovery", "scale")
+ORDER = ("imports", "overhead", "per_run", "stream", "latency", "recovery", "scale", "http2")
 
 
 def run_all(sizes: dict[str, Any], only: tuple[str, ...] = ORDER) -> dict[str, Any]:
@@ -59,7 +61,7 @@ def run_all(sizes: dict[str, Any], only: tuple[str, ...] = ORDER) -> dict[str, A
         results["benchmarks"]["imports"] = _timed(lambda: imports.run(**sizes["imports"]))
     with sandbox_process(pace=0.0) as sb:
         modules = {"overhead": overhead, "stream": stream, "latency": latency, "per_run": per_run}
-        modules |= {"recovery": recovery, "scale": scale}
+        modules |= {"recovery": recovery, "scale": scale, "http2": http2}
         for name in ORDER[1:]:
             if name in only:
                 sb.reset()

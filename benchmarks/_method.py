@@ -82,7 +82,10 @@ client against the usual uvicorn sandbox (the baseline); the same client (HTTP/1
 the unchanged sandbox app served by hypercorn in one process (the server change alone); and
 `AsyncCoastyClient(http_client=httpx.AsyncClient(http2=True, http1=False))` against that
 hypercorn over h2c (prior knowledge; hypercorn allows 10,000 concurrent streams per
-connection instead of its default 100). Besides scale's figures: the client's CPU per run
+connection instead of its default 100, and no GOAWAY after 1,000 requests); and, as a
+probe of what an option could give, the client's own run pools (about 32 runs each) made
+HTTP/2, one connection each, since httpcore carries at most 100 streams on one HTTP/2
+connection and queues the rest. Besides scale's figures: the client's CPU per run
 and the client process's established TCP connections to the server (psutil, sampled every
 0.25 s from the parent; one is the open-streams sampler's). Skipped, with the reason in
 `missing`, when hypercorn or h2 is not installed.

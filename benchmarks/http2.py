@@ -30,7 +30,7 @@ from benchmarks._harness import Sandbox, free_port, serve_process
 MAX_STREAMS = 10_000
 """hypercorn's HTTP/2 concurrent streams per connection (its default, 100, queues the rest)."""
 
-VARIANTS = ("uvicorn_http1", "hypercorn_http1", "hypercorn_http2")
+VARIANTS = ("uvicorn_http1", "hypercorn_http1", "hypercorn_http2", "hypercorn_http2_pools")
 
 
 def missing() -> str | None:
@@ -56,6 +56,9 @@ def serve(port: int) -> None:
     config.h11_max_incomplete_size = MAX_HEAD_BYTES
     config.h2_max_header_list_size = MAX_HEAD_BYTES
     config.h2_max_concurrent_streams = MAX_STREAMS
+    # Its default, 1000, ends a connection with GOAWAY after that many requests; httpcore then
+    # fails the requests already on it (WriteError) instead of sending them again elsewhere.
+    config.keep_alive_max_requests = 2**31
     config.accesslog = None
     config.loglevel = "WARNING"
 
@@ -106,27 +109,50 @@ class _Connections:
         self._thread.join()
 
 
-async def _level(sb: Sandbox, task: str, n: int, events: int, http2: bool) -> dict[str, Any]:
-    """In the child: scale's level, through an HTTP/2 ``http_client`` when ``http2``."""
-    if not http2:
+def _h2c(limits: httpx.Limits, verify: Any = True) -> httpx.AsyncClient:
+    return httpx.AsyncClient(http2=True, http1=False, timeout=30, limits=limits, verify=verify)
+
+
+def _http2_pools(client: Any) -> None:
+    """Make the client's own run pools HTTP/2, one connection each (private: an experiment).
+
+    httpcore lets one HTTP/2 connection carry at most 100 streams and queues the rest on it;
+    the client's spread over run pools keeps each under that.
+    """
+    from langchain_coasty.client._pool import RunPools
+
+    client._pools = RunPools(4096, client._limits(), _h2c)
+    client._http = client._pools.general
+
+
+async def _level(sb: Sandbox, task: str, n: int, events: int, mode: str) -> dict[str, Any]:
+    """In the child: scale's level over HTTP/1.1, one HTTP/2 ``http_client``, or h2 run pools."""
+    if mode == "http1":
         return await scale._level(sb, task, n, events)
     from langchain_coasty import AsyncCoastyClient
 
-    async with httpx.AsyncClient(http2=True, http1=False, timeout=30) as http:
+    if mode == "http2_pools":
+        client = AsyncCoastyClient(api_key=_paths.API_KEY, base_url=sb.base_url)
+        _http2_pools(client)
+        out = await scale._level(sb, task, n, events, async_client=client)
+        out["http_version"] = (await client._http.get(sb.base_url + "/v1/health")).http_version
+        await client.close()
+        return out
+    async with _h2c(httpx.Limits()) as http:
         client = AsyncCoastyClient(api_key=_paths.API_KEY, base_url=sb.base_url, http_client=http)
         out = await scale._level(sb, task, n, events, async_client=client)
         out["http_version"] = (await http.get(sb.base_url + "/v1/health")).http_version
     return out
 
 
-def run_level(sb: Sandbox, n: int, steps: int, pace: float, http2: bool) -> dict[str, Any]:
+def run_level(sb: Sandbox, n: int, steps: int, pace: float, mode: str) -> dict[str, Any]:
     """One level against ``sb`` in a fresh interpreter; its figures and its TCP connections."""
     sb.reset()
     task = _paths.paced_task(sb, steps, pace)
     events = scale.EVENTS_FIXED + scale.EVENTS_PER_STEP * steps
     cmd = [sys.executable, "-m", "benchmarks.http2", "--base-url", sb.base_url]
     cmd += ["--machine-id", sb.machine_id, "--task", task, "--runs", str(n)]
-    cmd += ["--events", str(events)] + (["--http2"] if http2 else [])
+    cmd += ["--events", str(events), "--mode", mode]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with _Connections(proc.pid, httpx.URL(sb.base_url).port or 80) as conns:
         try:
@@ -168,9 +194,10 @@ def run(
         for n in levels:
             try:
                 row = {
-                    "uvicorn_http1": run_level(sb, n, steps, pace, http2=False),
-                    "hypercorn_http1": run_level(hyper, n, steps, pace, http2=False),
-                    "hypercorn_http2": run_level(hyper, n, steps, pace, http2=True),
+                    "uvicorn_http1": run_level(sb, n, steps, pace, "http1"),
+                    "hypercorn_http1": run_level(hyper, n, steps, pace, "http1"),
+                    "hypercorn_http2": run_level(hyper, n, steps, pace, "http2"),
+                    "hypercorn_http2_pools": run_level(hyper, n, steps, pace, "http2_pools"),
                 }
             except _paths.NotLanded as exc:
                 out["missing"]["runnable"] = str(exc)
@@ -193,13 +220,13 @@ def main() -> None:
     p.add_argument("--task")
     p.add_argument("--runs", type=int)
     p.add_argument("--events", type=int)
-    p.add_argument("--http2", action="store_true", help="send over HTTP/2 (h2c)")
+    p.add_argument("--mode", choices=("http1", "http2", "http2_pools"), default="http1")
     a = p.parse_args()
     if a.serve:
         serve(a.port)
         return
     sb = Sandbox(a.base_url, machine_ids=[a.machine_id])
-    print(json.dumps(asyncio.run(_level(sb, a.task, a.runs, a.events, a.http2))))
+    print(json.dumps(asyncio.run(_level(sb, a.task, a.runs, a.events, a.mode))))
 
 
 if __name__ == "__main__":

@@ -140,7 +140,8 @@ def figures(res: dict[str, Any]) -> list[dict[str, Any]]:
         labels = {
             "uvicorn_http1": "httpx HTTP/1.1 on uvicorn (baseline)",
             "hypercorn_http1": "httpx HTTP/1.1 on hypercorn",
-            "hypercorn_http2": "httpx HTTP/2 (h2c) on hypercorn",
+            "hypercorn_http2": "httpx HTTP/2 (h2c) on hypercorn, one http_client",
+            "hypercorn_http2_pools": "httpx HTTP/2 (h2c) on hypercorn, the client's run pools",
         }
         for n, row in h2.get("levels", {}).items():
             for name, label in labels.items():

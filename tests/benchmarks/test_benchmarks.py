@@ -109,6 +109,7 @@ def test_http2_every_event_delivered_over_http2(sb: Sandbox) -> None:
         assert row[name]["errors"] == 0, name
         assert row[name]["all_events_delivered"], name
     assert row["hypercorn_http2"]["http_version"] == "HTTP/2"
+    assert row["hypercorn_http2_pools"]["http_version"] == "HTTP/2"
     figures = report.figures({"benchmarks": {"http2": res}})
     assert any("HTTP/2" in r["figure"] for r in figures)
 

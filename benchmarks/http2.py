@@ -4,7 +4,9 @@ The unchanged sandbox app is served by hypercorn in one process; the runnable se
 ``httpx.AsyncClient(http2=True, http1=False)`` (``http1=False``: httpx speaks h2c only by
 prior knowledge). The same hypercorn with the default client (HTTP/1.1) separates the server
 change from the protocol; the usual uvicorn sandbox is the baseline. Each level runs in a
-fresh interpreter (``python -m benchmarks.http2``), like ``scale``.
+fresh interpreter (``python -m benchmarks.http2``), like ``scale``. hypercorn does not keep the
+sandbox's 431 bound on a request's head (``sandbox.protocol`` is uvicorn's), so only the
+streams are compared.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ from typing import Any
 import httpx
 
 from benchmarks import _paths, scale
-from benchmarks._harness import Sandbox, free_port, serve_process
+from benchmarks._harness import API_KEY, Sandbox, free_port, serve_process
 
 MAX_STREAMS = 10_000
-"""hypercorn's HTTP/2 concurrent streams per connection (its default, 100, queues the rest)."""
+"""hypercorn's HTTP/2 concurrent streams per connection (its default is 100)."""
 
 VARIANTS = ("uvicorn_http1", "hypercorn_http1", "hypercorn_http2", "hypercorn_http2_pools")
 
@@ -132,14 +134,14 @@ async def _level(sb: Sandbox, task: str, n: int, events: int, mode: str) -> dict
     from langchain_coasty import AsyncCoastyClient
 
     if mode == "http2_pools":
-        client = AsyncCoastyClient(api_key=_paths.API_KEY, base_url=sb.base_url)
+        client = AsyncCoastyClient(api_key=API_KEY, base_url=sb.base_url)
         _http2_pools(client)
         out = await scale._level(sb, task, n, events, async_client=client)
         out["http_version"] = (await client._http.get(sb.base_url + "/v1/health")).http_version
         await client.close()
         return out
     async with _h2c(httpx.Limits()) as http:
-        client = AsyncCoastyClient(api_key=_paths.API_KEY, base_url=sb.base_url, http_client=http)
+        client = AsyncCoastyClient(api_key=API_KEY, base_url=sb.base_url, http_client=http)
         out = await scale._level(sb, task, n, events, async_client=client)
         out["http_version"] = (await http.get(sb.base_url + "/v1/health")).http_version
     return out

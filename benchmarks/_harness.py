@@ -72,8 +72,14 @@ def sandbox_process(pace: float = 0.0, seed: int = 0) -> Iterator[Sandbox]:
     port = free_port()
     cmd = [sys.executable, "-m", "langchain_coasty.sandbox.cli", "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--pace", str(pace), "--seed", str(seed)]
+    with serve_process(cmd, f"http://127.0.0.1:{port}") as sb:
+        yield sb
+
+
+@contextlib.contextmanager
+def serve_process(cmd: list[str], base_url: str) -> Iterator[Sandbox]:
+    """Run ``cmd`` (a sandbox server on ``base_url``), wait for health, stop it with SIGINT."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -168,7 +174,16 @@ def machine_info() -> dict[str, Any]:
     versions: dict[str, str] = {}
     from importlib import metadata
 
-    for dist in ("httpx", "httpx-sse", "langchain-core", "langgraph", "starlette", "uvicorn"):
+    for dist in (
+        "httpx",
+        "httpx-sse",
+        "langchain-core",
+        "langgraph",
+        "starlette",
+        "uvicorn",
+        "hypercorn",
+        "h2",
+    ):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
     return {

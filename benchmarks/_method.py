@@ -76,6 +76,20 @@ caller's own cost whatever the server does.
    the same probe lists any `langgraph`, `langchain.agents`, `starlette` or `uvicorn`
    module that the import loaded.
 
+**8. HTTP/2 (an experiment, no target).** The scale scenario at 500, 1,000 and 2,000 runs,
+three ways, each level in a fresh interpreter (`python -m benchmarks.http2`): the default
+client against the usual uvicorn sandbox (the baseline); the same client (HTTP/1.1) against
+the unchanged sandbox app served by hypercorn in one process (the server change alone); and
+`AsyncCoastyClient(http_client=httpx.AsyncClient(http2=True, http1=False))` against that
+hypercorn over h2c (prior knowledge; hypercorn allows 10,000 concurrent streams per
+connection instead of its default 100, and no GOAWAY after 1,000 requests); and, as a
+probe of what an option could give, the client's own run pools (about 32 runs each) made
+HTTP/2, one connection each, since httpcore carries at most 100 streams on one HTTP/2
+connection and queues the rest. Besides scale's figures: the client's CPU per run
+and the client process's established TCP connections to the server (psutil, sampled every
+0.25 s from the parent; one is the open-streams sampler's). Skipped, with the reason in
+`missing`, when hypercorn or h2 is not installed.
+
 `make bench` takes about 10 minutes on the machine above. `tests/benchmarks` runs every
 benchmark once at a tiny size (no timing assertions) so that the harness cannot rot.
 """

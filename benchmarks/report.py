@@ -183,6 +183,32 @@ def figures(res: dict[str, Any]) -> list[dict[str, Any]]:
                 "all in order, 0 errors, p99 < 50 ms, fds within the limit",
                 row.get("met"),
             )
+    if h2 := b.get("http2"):
+        labels = {
+            "uvicorn_http1": "httpx HTTP/1.1 on uvicorn (baseline)",
+            "hypercorn_http1": "httpx HTTP/1.1 on hypercorn",
+            "hypercorn_http2": "httpx HTTP/2 (h2c) on hypercorn, one http_client",
+            "hypercorn_http2_pools": "httpx HTTP/2 (h2c) on hypercorn, the client's run pools",
+        }
+        for n, row in h2.get("levels", {}).items():
+            for name, label in labels.items():
+                v = row.get(name, {})
+                if "ratio_to_scripted" not in v:
+                    add("8 http2", f"{n} runs, {label}", "failed: " + str(v.get("error", "?")))
+                    continue
+                ratio = v.get("ratio_to_uvicorn_http1")
+                add(
+                    "8 http2",
+                    f"{n} runs, {label}",
+                    f"wall/scripted {v['ratio_to_scripted']:.2f}; "
+                    f"peak open streams {v['peak_open_streams']}; "
+                    f"TCP connections {v['peak_tcp_connections']}; "
+                    f"CPU {v['cpu_ms_per_run']:.1f} ms/run; errors {v['errors']}; "
+                    f"all events: {v['all_events_delivered']}",
+                    "-" if ratio is None else f"{ratio:.2f} vs uvicorn HTTP/1.1",
+                )
+        for k, v in h2.get("missing", {}).items():
+            add("8 http2", k, "not measured: " + v)
     if rc := b.get("recovery"):
         for name, row in rc.get("paths", {}).items():
             ratio = f"{row['p50_ratio_to_raw']:.2f} (p50)" if "p50_ratio_to_raw" in row else "-"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import (
+    http2,
     imports,
     latency,
     overhead,
@@ -47,6 +48,7 @@ FULL: dict[str, Any] = {
         "pace": 5.0,
         "ramp_s": 60.0,
     },
+    "http2": {"levels": (1000, 2000), "steps": 4, "pace": 1.5},
 }
 TINY: dict[str, Any] = {
     "stream": {"events": 300, "trials": 1},
@@ -69,8 +71,19 @@ TINY: dict[str, Any] = {
         "pace": 0.1,
         "ramp_s": 0.2,
     },
+    "http2": {"levels": (4,), "steps": 2, "pace": 0.05},
 }
-ORDER = ("imports", "overhead", "per_run", "stream", "latency", "recovery", "scale", "paced")
+ORDER = (
+    "imports",
+    "overhead",
+    "per_run",
+    "stream",
+    "latency",
+    "recovery",
+    "scale",
+    "http2",
+    "paced",
+)
 
 
 def run_all(sizes: dict[str, Any], only: tuple[str, ...] = ORDER) -> dict[str, Any]:
@@ -81,7 +94,7 @@ def run_all(sizes: dict[str, Any], only: tuple[str, ...] = ORDER) -> dict[str, A
         results["benchmarks"]["imports"] = _timed(lambda: imports.run(**sizes["imports"]))
     with sandbox_process(pace=0.0) as sb:
         modules = {"overhead": overhead, "stream": stream, "latency": latency, "per_run": per_run}
-        modules |= {"recovery": recovery, "scale": scale, "paced": paced}
+        modules |= {"recovery": recovery, "scale": scale, "http2": http2, "paced": paced}
         for name in ORDER[1:]:
             if name in only:
                 sb.reset()

@@ -67,8 +67,14 @@ def _server_duration(run: Any) -> float | None:
 
 
 async def _level(
-    sb: Sandbox, task: str, n: int, expected_events: int, backend: str = "httpx"
+    sb: Sandbox,
+    task: str,
+    n: int,
+    expected_events: int,
+    backend: str = "httpx",
+    async_client: Any = None,
 ) -> dict[str, Any]:
+    """The baseline run, then ``n`` at once; ``async_client``: the runnable's, if not its own."""
     # The async handler, as recommended for async code: a sync handler makes LangChain hand
     # every event to a worker thread (see finding 3).
     base = _paths.need("langchain_coasty.callbacks", "AsyncCoastyCallbackHandler")
@@ -79,7 +85,7 @@ async def _level(
             get = event.get if isinstance(event, dict) else lambda k: getattr(event, k, None)
             seqs[str(get("run_id"))].append(int(get("seq")))
 
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {} if async_client is None else {"async_client": async_client}
     if backend != "httpx":
         from langchain_coasty import AsyncCoastyClient
 
@@ -94,11 +100,11 @@ async def _level(
     scripted = _server_duration(alone)
     rss0 = current_rss_bytes()
     with _OpenStreams(sb.base_url) as streams:
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         results = await runnable.abatch(
             [task] * n, config={"callbacks": [Collect()]}, return_exceptions=True
         )
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = peak_rss_bytes()
     errors = [f"{type(r).__name__}: {r}"[:200] for r in results if isinstance(r, BaseException)]
     statuses: dict[str, int] = defaultdict(int)
@@ -121,6 +127,7 @@ async def _level(
         "errors": len(errors),
         "first_errors": errors[:3],
         "peak_open_streams": streams.peak,
+        "cpu_ms_per_run": cpu / n * 1e3,
     }
 
 

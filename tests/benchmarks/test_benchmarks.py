@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from benchmarks import (
+    http2,
     imports,
     latency,
     overhead,
@@ -116,6 +117,34 @@ def assert_paced_level(row: dict[str, Any]) -> None:
     assert 0 < row["latency_ms"]["p50"] <= row["latency_ms"]["p99"] < 10_000
     assert row["peak_in_flight"] > 1  # the runs overlapped
     assert 0 < row["peak_open_fds"] <= row["fd_limit"]["soft"]
+
+
+def test_http2_every_event_delivered_over_http2(sb: Sandbox) -> None:
+    pytest.importorskip("hypercorn")
+    pytest.importorskip("h2")
+    res = http2.run(sb, **TINY["http2"])
+    assert res["missing"] == {}
+    (n,) = TINY["http2"]["levels"]
+    row = res["levels"][str(n)]
+    for name in http2.VARIANTS:
+        assert row[name]["errors"] == 0, name
+        assert row[name]["all_events_delivered"], name
+    assert row["hypercorn_http2"]["http_version"] == "HTTP/2"
+    assert row["hypercorn_http2_pools"]["http_version"] == "HTTP/2"
+    figures = report.figures({"benchmarks": {"http2": res}})
+    assert any("HTTP/2" in r["figure"] for r in figures)
+
+
+def test_http2_missing_server_is_a_recorded_skip(monkeypatch: pytest.MonkeyPatch) -> None:
+    find_spec = http2.importlib.util.find_spec
+    absent = {"hypercorn", "h2"}
+    monkeypatch.setattr(
+        http2.importlib.util, "find_spec", lambda name: None if name in absent else find_spec(name)
+    )
+    res = http2.run(Sandbox("http://127.0.0.1:9"), **TINY["http2"])
+    assert res["levels"] == {}
+    assert "hypercorn and h2 not installed" in res["missing"]["hypercorn"]
+    assert any("not measured" in r["value"] for r in report.figures({"benchmarks": {"http2": res}}))
 
 
 def test_report_renders_every_benchmark(sb: Sandbox) -> None:

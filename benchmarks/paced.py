@@ -92,22 +92,29 @@ class _Book:
 
 
 class _GcPauses:
-    """The garbage collector's pauses while the level runs (they stall the event loop)."""
+    """The garbage collector's pauses while the level runs (they stall the event loop).
+
+    ``total_cpu_ms`` is the CPU those pauses took: far below their wall time, the process
+    was waiting for a core (another process had it), not collecting.
+    """
 
     def __init__(self) -> None:
         self.ms: list[float] = []
         self.passes = [0, 0, 0]
-        self._start = 0.0
+        self.cpu_ms = 0.0
+        self._start = self._cpu = 0.0
         gc.callbacks.append(self._hook)
 
     def _hook(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._start = time.perf_counter()
+            self._cpu = time.thread_time()
             return
         took = (time.perf_counter() - self._start) * 1000
         self.passes[info.get("generation", 0)] += 1
         if took > 1.0:
             self.ms.append(took)
+            self.cpu_ms += (time.thread_time() - self._cpu) * 1000
 
     def stop(self) -> None:
         gc.callbacks.remove(self._hook)
@@ -118,6 +125,7 @@ class _GcPauses:
             "over_1ms": len(self.ms),
             "max_ms": max(self.ms, default=0.0),
             "total_ms": sum(self.ms),
+            "total_cpu_ms": self.cpu_ms,
         }
 
 

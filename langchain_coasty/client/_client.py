@@ -227,7 +227,7 @@ class CoastyClient(_BaseClient[httpx.Client]):
                 response = self._pool(key).post(
                     self._url(kind.path), json=body, headers=attempts.headers, timeout=self.timeout
                 )
-                step = attempts.after_response(response)
+                step = attempts.after_response(_base_client._unlink(response))
             except (httpx.RequestError, _BadResponse) as exc:
                 step = attempts.after_lost_answer(exc)
             while isinstance(step, _Recovery):
@@ -405,6 +405,7 @@ class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
             except httpx.RequestError as exc:  # a transport failure or an undecodable body
                 delay = retry.after_transport_error(exc)
             else:
+                _base_client._unlink(response)
                 if response.is_success:
                     return response
                 delay = retry.after_status_error(response)
@@ -429,7 +430,7 @@ class AsyncCoastyClient(_BaseClient[httpx.AsyncClient]):
                 response = await self._pool(key).post(
                     self._url(kind.path), json=body, headers=attempts.headers, timeout=self.timeout
                 )
-                step = attempts.after_response(response)
+                step = attempts.after_response(_base_client._unlink(response))
             except (httpx.RequestError, _BadResponse) as exc:
                 step = attempts.after_lost_answer(exc)
             while isinstance(step, _Recovery):

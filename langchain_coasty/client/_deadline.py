@@ -152,7 +152,12 @@ def send_within(
             response.read()
         finally:
             response.close()
+    if response.stream is not None:  # the body is read: drop httpx's stream -> response cycle
+        response.stream = _READ
     return response
+
+
+_READ = httpx.ByteStream(b"")
 
 
 class _Deadlined(httpx.SyncByteStream):

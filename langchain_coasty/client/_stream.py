@@ -44,7 +44,7 @@ from typing import Any
 import httpx
 from httpx_sse import ServerSentEvent
 
-from langchain_coasty.client._base_client import _connection_error
+from langchain_coasty.client._base_client import _connection_error, _unlink
 from langchain_coasty.client._deadline import bounded
 from langchain_coasty.client._errors import (
     APIConnectionError,
@@ -418,14 +418,19 @@ class EventStream(_StreamBase):
     def _open(self) -> Iterator[httpx.Response]:
         """Open one connection; a server trickling its headers cannot outlast the deadline."""
         args, deadline = self._request_args(), self._open_deadline()
-        with contextlib.ExitStack() as stack:
-            opening = self._http.stream("GET", self._config.url, **args)
-            if deadline is None:
-                response = stack.enter_context(opening)
-            else:
-                with bounded(deadline, max(deadline - time.monotonic(), 0.0)):
+        response: httpx.Response | None = None
+        try:
+            with contextlib.ExitStack() as stack:
+                opening = self._http.stream("GET", self._config.url, **args)
+                if deadline is None:
                     response = stack.enter_context(opening)
-            yield response
+                else:
+                    with bounded(deadline, max(deadline - time.monotonic(), 0.0)):
+                        response = stack.enter_context(opening)
+                yield response
+        finally:
+            if response is not None:
+                _unlink(response)
 
     def _iter_events(self) -> Generator[RunEvent, None, None]:
         self._awaited()
@@ -525,19 +530,24 @@ class AsyncEventStream(_StreamBase):
     async def _open(self) -> AsyncIterator[httpx.Response]:
         """Open one connection; a server trickling its headers cannot outlast the deadline."""
         args, deadline = self._request_args(), self._open_deadline()
-        async with contextlib.AsyncExitStack() as stack:
-            opening = self._http.stream("GET", self._config.url, **args)
-            if deadline is None:
-                response = await stack.enter_async_context(opening)
-            else:
-                try:
-                    async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
-                        response = await stack.enter_async_context(opening)
-                except TimeoutError:
-                    raise httpx.ReadTimeout(
-                        "no status line and headers before the deadline"
-                    ) from None
-            yield response
+        response: httpx.Response | None = None
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                opening = self._http.stream("GET", self._config.url, **args)
+                if deadline is None:
+                    response = await stack.enter_async_context(opening)
+                else:
+                    try:
+                        async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
+                            response = await stack.enter_async_context(opening)
+                    except TimeoutError:
+                        raise httpx.ReadTimeout(
+                            "no status line and headers before the deadline"
+                        ) from None
+                yield response
+        finally:
+            if response is not None:
+                _unlink(response)
 
     async def _iter_events(self) -> AsyncGenerator[RunEvent, None]:
         self._awaited()

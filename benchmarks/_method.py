@@ -61,6 +61,18 @@ caller's own cost whatever the server does.
    connection. Baseline at 100 and 500 runs: the same runs with raw httpx + httpx-sse on
    one `AsyncClient` (no limits), also in a fresh interpreter. Levels above 100 run once
    (no spread) to keep `make bench` near 10 minutes; see finding 2 for why they are slow.
+   **3b. At Coasty's pace.** 10,000 runs of 16 steps at one step every 5 s (5 events a
+   step, in three bursts: reasoning; tool call; tool result, step, billing) from one
+   process (`python -m benchmarks.paced`, a fresh interpreter), each
+   `CoastyRunnable.ainvoke` with an `AsyncCoastyCallbackHandler` that checks every run's
+   `seq` order and takes each event's latency as `time.time()` in the hook less the
+   payload's `ts` (the sandbox's stamp when it emitted the event). Runs start at an even
+   rate over a 60 s ramp, shorter than a run (~65 s), so all 10,000 are in flight at once
+   for a while (the peak is reported). The client is built for the fleet as the README
+   says: `max_connections=None` (each open stream holds a connection), the open-file
+   limit raised to the hard limit, and the collector tuned (`benchmarks.paced.tune_gc`:
+   `gc.freeze()` after start-up, thresholds (2,000, 10, 1,000)); its pauses are counted
+   (`gc.callbacks`) with the CPU they took. Both client backends, one level each.
 4. **Recovery.** A run of a few thousand events is emitted first, then every stream
    connection is cut after a random 1..N frames (`stream_cut_rate: 1.0`, abrupt TCP drop).
    Because the cut follows a frame at once, the arrival of the last event before a

@@ -31,7 +31,7 @@ from benchmarks.scale import EVENTS_FIXED, EVENTS_PER_STEP, _OpenStreams, _serve
 P99_TARGET_MS = 50.0
 """The issue's bound on the event-to-callback latency at this level."""
 _FD_HEADROOM = 512
-GC_THRESHOLDS = (10_000, 10, 1_000)
+GC_THRESHOLDS = (2_000, 10, 1_000)
 """The collector's thresholds for a process that follows thousands of runs (see ``tune_gc``)."""
 
 

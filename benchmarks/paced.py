@@ -35,18 +35,21 @@ GC_THRESHOLDS = (2_000, 10, 1_000)
 """The collector's thresholds for a process that follows thousands of runs (see ``tune_gc``)."""
 
 
-def tune_gc() -> None:
+def tune_gc(*, off: bool = False) -> None:
     """What a long-lived process following thousands of runs does once it has started.
 
-    The cyclic collector's full passes walk every tracked object: with thousands of runs in
-    flight (a few hundred objects each) a pass stalls the event loop for hundreds of ms.
-    ``gc.freeze()`` moves everything built at start-up (modules, models, schemas) out of the
-    collector's reach, and higher thresholds make passes rarer; reference counting still
-    frees nearly everything the runs drop.
+    The cyclic collector's passes walk the objects allocated since the last pass, and each
+    of their references into the heap: with thousands of runs in flight that is tens of ms
+    a young pass and over a second a full one, and the event loop stalls meanwhile.
+    ``gc.freeze()`` moves everything built at start-up (modules, models, schemas) out of
+    its reach, the thresholds make full passes rare; ``off`` stops automatic passes (a run
+    leaves a handful of objects in cycles: collect them at a quiet moment).
     """
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+    if off:
+        gc.disable()
 
 
 def fd_limits(needed: int) -> dict[str, int]:
@@ -162,8 +165,8 @@ async def _level(
     await runnable.ainvoke(warm_task)  # warms imports, the pools and the loop
     book = _Book()
     gc.collect()
-    if gc_mode == "tuned":
-        tune_gc()
+    if gc_mode != "default":
+        tune_gc(off=gc_mode == "off")
     rss0 = current_rss_bytes()
     in_flight = peak_in_flight = 0
     peak_fds = open_fds()
@@ -214,6 +217,8 @@ async def _level(
     cpu = time.process_time() - cpu0
     pauses.stop()
     sampler.cancel()
+    if gc_mode == "off":
+        gc.enable()
     await client.close()
     errors = [r for r in results if isinstance(r, BaseException)]
     statuses = Counter(
@@ -322,7 +327,7 @@ def main() -> None:
     p.add_argument("--events", type=int, required=True)
     p.add_argument("--ramp", type=float, required=True)
     p.add_argument("--backend", default="httpx")
-    p.add_argument("--gc", choices=("default", "tuned"), default="tuned", help="see tune_gc")
+    p.add_argument("--gc", choices=("default", "tuned", "off"), default="tuned", help="tune_gc")
     p.add_argument("--progress", action="store_true", help="a line on stderr every 5 s")
     a = p.parse_args()
     level = _level(

@@ -12,7 +12,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import imports, latency, overhead, per_run, recovery, report, scale, stream
+from benchmarks import (
+    durable_waits,
+    imports,
+    latency,
+    overhead,
+    per_run,
+    recovery,
+    report,
+    scale,
+    stream,
+)
 from benchmarks._harness import machine_info, sandbox_process
 
 HERE = Path(__file__).resolve().parent
@@ -31,6 +41,7 @@ FULL: dict[str, Any] = {
     "overhead": {"requests": 500, "trials": 5},
     "imports": {"trials": 5},
     "per_run": {"runs": 200, "trials": 3, "steps": 3},
+    "durable_waits": {"waits": 10_000, "steps": 1, "pace": 150.0, "window": 10.0},
 }
 TINY: dict[str, Any] = {
     "stream": {"events": 300, "trials": 1},
@@ -47,8 +58,18 @@ TINY: dict[str, Any] = {
     "overhead": {"requests": 20, "trials": 1},
     "imports": {"trials": 1},
     "per_run": {"runs": 5, "trials": 1, "steps": 2},
+    "durable_waits": {"waits": 10, "steps": 1, "pace": 3.0, "window": 0.5, "timeout": 120.0},
 }
-ORDER = ("imports", "overhead", "per_run", "stream", "latency", "recovery", "scale")
+ORDER = (
+    "imports",
+    "overhead",
+    "per_run",
+    "stream",
+    "latency",
+    "recovery",
+    "scale",
+    "durable_waits",
+)
 
 
 def run_all(sizes: dict[str, Any], only: tuple[str, ...] = ORDER) -> dict[str, Any]:
@@ -59,7 +80,7 @@ def run_all(sizes: dict[str, Any], only: tuple[str, ...] = ORDER) -> dict[str, A
         results["benchmarks"]["imports"] = _timed(lambda: imports.run(**sizes["imports"]))
     with sandbox_process(pace=0.0) as sb:
         modules = {"overhead": overhead, "stream": stream, "latency": latency, "per_run": per_run}
-        modules |= {"recovery": recovery, "scale": scale}
+        modules |= {"recovery": recovery, "scale": scale, "durable_waits": durable_waits}
         for name in ORDER[1:]:
             if name in only:
                 sb.reset()

@@ -272,7 +272,8 @@ def _durable_rows(dw: dict[str, Any], add: Any) -> None:
         else "-",
         f"{n / wall:,.0f} resumes/s" if wall else "-",
     )
-    sandbox_limit = (dw.get("sandbox_fd_limit") or ["?"])[0]
+    limits = dw.get("sandbox_fd_limit")
+    sandbox_limit = f"{limits[0]:,}" if limits else "?"
     add(
         bench,
         "open files",

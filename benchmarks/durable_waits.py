@@ -87,6 +87,16 @@ class _Probe:
             count += sum(1 for c in getattr(pool, "connections", ()) if c.is_idle())
         return count
 
+    def cpu_s(self) -> tuple[float, float]:
+        """CPU seconds used so far by this process and by the sandbox."""
+        mine = self.proc.cpu_times()
+        theirs = 0.0
+        if self.sandbox is not None:
+            with contextlib.suppress(psutil.Error):
+                t = self.sandbox.cpu_times()
+                theirs = t.user + t.system
+        return mine.user + mine.system, theirs
+
     def fds(self) -> None:
         self.peak_fds = max(self.peak_fds, self.proc.num_fds())
         if self.sandbox is not None:
@@ -255,7 +265,9 @@ async def _child(a: argparse.Namespace) -> dict[str, Any]:
 
     # The runs end; their webhooks resume the threads.
     started_threads = n - len(start_errors)
+    cpu_before = probe.cpu_s()
     await until("every thread resumed", lambda: outcomes["resumed"] >= started_threads, a.timeout)
+    cpu_after = probe.cpu_s()
     async with httpx.AsyncClient(base_url=a.base_url, timeout=60) as control:
 
         async def delivery_log() -> list[dict[str, Any]]:
@@ -314,6 +326,8 @@ async def _child(a: argparse.Namespace) -> dict[str, Any]:
             "p99": percentile(latencies, 99) * 1000,
             "max": max(latencies, default=0.0) * 1000,
         },
+        "cpu_ms_per_resume": 1000 * (cpu_after[0] - cpu_before[0]) / n,
+        "sandbox_cpu_ms_per_resume": 1000 * (cpu_after[1] - cpu_before[1]) / n,
         "first_end_to_last_resume_s": (
             max(resumed_at) - min(finished_at) if resumed_at and finished_at else None
         ),

@@ -261,7 +261,10 @@ def _durable_rows(dw: dict[str, Any], add: Any) -> None:
     add(
         bench,
         "webhook received -> thread resumed",
-        f"p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms, max {lat['max']:.0f} ms",
+        f"p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms, max {lat['max']:.0f} ms; CPU per "
+        f"resume: {dw.get('cpu_ms_per_resume', 0):.1f} ms here, "
+        f"{dw.get('sandbox_cpu_ms_per_resume', 0):.1f} ms in the sandbox (from the runs' "
+        "ends to the last resume)",
     )
     add(
         bench,

@@ -105,6 +105,7 @@ class _Probe:
 
 
 async def _child(a: argparse.Namespace) -> dict[str, Any]:
+    """The level itself, in the fresh interpreter: serve, start, wait, resume, report."""
     import uvicorn
     from langchain_core.runnables import RunnableConfig
     from langgraph.checkpoint.memory import InMemorySaver
@@ -123,6 +124,8 @@ async def _child(a: argparse.Namespace) -> dict[str, Any]:
     seqs: dict[str, list[int]] = defaultdict(list)
 
     class Record(AsyncCoastyCallbackHandler):
+        """Keeps every event's seq, per run."""
+
         async def on_coasty_event(self, event: Any) -> None:
             seqs[str(event["run_id"])].append(int(event["seq"]))
 
@@ -145,7 +148,7 @@ async def _child(a: argparse.Namespace) -> dict[str, Any]:
     builder.add_edge("work", END)
     graph = builder.compile(checkpointer=InMemorySaver())
 
-    hooks = {"received": 0, "rejected": 0, "errors": 0, "first_at": 0.0}
+    hooks = {"received": 0, "rejected": 0, "errors": 0}
     outcomes: Counter[str] = Counter()
     resumed: Counter[str] = Counter()
     latencies: list[float] = []
@@ -157,7 +160,6 @@ async def _child(a: argparse.Namespace) -> dict[str, Any]:
     async def receive(request: Request) -> JSONResponse:
         t0 = time.perf_counter()
         hooks["received"] += 1
-        hooks["first_at"] = hooks["first_at"] or time.monotonic()
         body = await request.body()
         try:
             event = await averify_run_webhook(
@@ -178,7 +180,9 @@ async def _child(a: argparse.Namespace) -> dict[str, Any]:
             latencies.append(time.perf_counter() - t0)
             resumed_at.append(time.time())
             with contextlib.suppress(TypeError, ValueError):
-                finished_at.append(datetime.fromisoformat(event.data["finished_at"]).timestamp())
+                finished_at.append(
+                    datetime.fromisoformat(event.data.get("finished_at")).timestamp()
+                )
         return JSONResponse({"status": outcome.status})
 
     app = Starlette(routes=[Route("/hooks", receive, methods=["POST"])])
@@ -221,7 +225,7 @@ async def _child(a: argparse.Namespace) -> dict[str, Any]:
     for lst in (latencies, resumed_at, finished_at):
         lst.clear()
     seqs.clear()
-    hooks.update(received=0, first_at=0.0)
+    hooks["received"] = 0
     gc.collect()
     rss0 = probe.proc.memory_info().rss
 

@@ -85,7 +85,7 @@ step paced to outlast the start of all N, so all N wait at once. While they wait
 the first webhook, at most the window) the process samples its established TCP connections
 to the sandbox (psutil) and how many of them are idle in the client's keep-alive pools:
 "held" is the rest, what the waiting runs keep; its RSS above the same process before the
-threads started; its CPU. Then the runs end, the sandbox delivers (at most 100 attempts on
+threads started; its CPU. Then the runs end, the sandbox delivers (at most 32 attempts on
 the wire at once) and each delivery resumes its thread. Figures: threads resumed once and
 succeeded, runs whose events all arrived once in order, webhook-received-to-resumed
 latency (in the receiver), the first run's `finished_at` to the last resume, deliveries the

@@ -29,8 +29,10 @@ import httpx
 
 from langchain_coasty.sandbox.records import iso
 
-CONCURRENCY = 100
-"""Delivery attempts in flight at once (the connections the sender keeps)."""
+CONCURRENCY = 32
+"""Delivery attempts in flight at once (the connections the sender keeps). Small on purpose:
+httpcore's pool walks all its connections for each idle one on every request and release,
+so its cost per request grows with the square of this number."""
 _FLAT_FIELDS = ("status", "result", "error", "awaiting_human_reason")
 """Run fields of a flat body, as Coasty's cookbook mock sends them."""
 

@@ -102,6 +102,22 @@ and the client process's established TCP connections to the server (psutil, samp
 0.25 s from the parent; one is the open-streams sampler's). Skipped, with the reason in
 `missing`, when hypercorn or h2 is not installed.
 
+**9. Durable waits.** In a fresh interpreter (`python -m benchmarks.durable_waits`), N
+LangGraph threads (InMemorySaver) each run a node calling `CoastyRunnable(wait="durable")`,
+started 10 at a time; the same process serves the webhook receiver (Starlette on uvicorn,
+on the graph's event loop: `averify_run_webhook`, then `aresume_from_webhook` with an
+`AsyncCoastyCallbackHandler` recording every event's `(run_id, seq)`). Each run is one
+step paced to outlast the start of all N, so all N wait at once. While they wait (until
+the first webhook, at most the window) the process samples its established TCP connections
+to the sandbox (psutil) and how many of them are idle in the client's keep-alive pools:
+"held" is the rest, what the waiting runs keep; its RSS above the same process before the
+threads started; its CPU. Then the runs end, the sandbox delivers (at most 32 attempts on
+the wire at once) and each delivery resumes its thread. Figures: threads resumed once and
+succeeded, runs whose events all arrived once in order, webhook-received-to-resumed
+latency (in the receiver), the first run's `finished_at` to the last resume, deliveries the
+sandbox retried, peak open files of both processes (soft limit raised to the hard one when
+below N + 1024).
+
 `make bench` takes about 10 minutes on the machine above. `tests/benchmarks` runs every
 benchmark once at a tiny size (no timing assertions) so that the harness cannot rot.
 """

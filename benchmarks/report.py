@@ -209,6 +209,8 @@ def figures(res: dict[str, Any]) -> list[dict[str, Any]]:
                 )
         for k, v in h2.get("missing", {}).items():
             add("8 http2", k, "not measured: " + v)
+    if dw := b.get("durable_waits"):
+        _durable_rows(dw, add)
     if rc := b.get("recovery"):
         for name, row in rc.get("paths", {}).items():
             ratio = f"{row['p50_ratio_to_raw']:.2f} (p50)" if "p50_ratio_to_raw" in row else "-"
@@ -272,6 +274,89 @@ def figures(res: dict[str, Any]) -> list[dict[str, Any]]:
         for k, v in im.get("missing", {}).items():
             add("6 import", k, "not measured: " + v)
     return rows
+
+
+DURABLE_HELD_TARGET = 10
+"""Connections to Coasty that N durable waits may hold (beyond the idle keep-alive pool)."""
+
+
+def _durable_rows(dw: dict[str, Any], add: Any) -> None:
+    """Benchmark 9's rows: N durable waits, each resumed by its run's webhook."""
+    bench, n = "9 durable waits", dw["waits"]
+    if "error" in dw:
+        add(bench, f"{n:,} waits resumed by webhooks", "failed: " + dw["error"])
+        return
+    resumed, ok = dw["threads_resumed"], dw["succeeded"]
+    add(
+        bench,
+        f"{n:,} waits resumed by webhooks",
+        f"{resumed:,} resumed, {ok:,} succeeded; lost {dw['lost']}, resumed twice "
+        f"{dw['resumed_twice']}, errors {dw['errors']}; all waiting at once: "
+        f"{dw['all_waiting_at_once']}",
+        f"{ok / n:.3f} of N",
+        "all resumed once and succeeded, 0 errors",
+        resumed == ok == n and dw["lost"] == dw["resumed_twice"] == dw["errors"] == 0,
+    )
+    exact = dw["events_exactly_once_in_order"]
+    add(
+        bench,
+        "events to an async handler on the resumed threads",
+        f"{exact:,} of {n:,} runs: all {dw['events_per_run']} events once, in seq order",
+        f"{exact / n:.3f} of N",
+        "every event once, in order",
+        exact == n,
+    )
+    peak, held = dw["connections_while_waiting_peak"], dw["connections_held_while_waiting_peak"]
+    add(
+        bench,
+        "TCP connections to Coasty while all N wait",
+        f"held {held}; established peak {peak}, the rest idle in the client's keep-alive "
+        f"pools after the create fan-out of {dw['start_concurrency']} (during the creates: "
+        f"{dw['connections_during_setup_peak']})",
+        f"{(peak or 0) / n:.3f} per wait",
+        f"held <= {DURABLE_HELD_TARGET} (none per waiting run), all N waiting",
+        bool(dw["all_waiting_at_once"]) and held is not None and held <= DURABLE_HELD_TARGET,
+    )
+    rss = dw.get("rss_per_wait_kib")
+    add(
+        bench,
+        "memory and CPU while all N wait",
+        f"{rss:.1f} KiB RSS per wait above the process before the threads "
+        f"({dw['rss_before_mib']:.0f} MiB); CPU {dw['cpu_percent_while_waiting']:.1f} % of "
+        f"one core over {dw['window_s']:.1f} s"
+        if rss is not None
+        else "not sampled: a webhook arrived before all N waited",
+        f"{rss * n / 1024 / dw['rss_before_mib']:.2f}x the process before"
+        if rss is not None
+        else "-",
+    )
+    lat, wall = dw["resume_latency_ms"], dw["first_end_to_last_resume_s"]
+    add(
+        bench,
+        "webhook received -> thread resumed",
+        f"p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms, max {lat['max']:.0f} ms; CPU per "
+        f"resume: {dw.get('cpu_ms_per_resume', 0):.1f} ms here, "
+        f"{dw.get('sandbox_cpu_ms_per_resume', 0):.1f} ms in the sandbox (from the runs' "
+        "ends to the last resume)",
+    )
+    add(
+        bench,
+        "first run ended -> last thread resumed",
+        f"{wall:.1f} s; {dw['deliveries']:,} deliveries, {dw['deliveries_retried']} retried "
+        f"(the sandbox's attempts past the first); start of all N: {dw['setup_s']:.1f} s"
+        if wall is not None
+        else "-",
+        f"{n / wall:,.0f} resumes/s" if wall else "-",
+    )
+    limits = dw.get("sandbox_fd_limit")
+    sandbox_limit = f"{limits[0]:,}" if limits else "?"
+    add(
+        bench,
+        "open files",
+        f"waiting process peak {dw['peak_open_fds']:,} (soft limit {dw['fd_limit'][0]:,}); "
+        f"sandbox peak {dw['sandbox_peak_open_fds']:,} (soft limit {sandbox_limit})",
+        f"{dw['peak_open_fds'] / n:.3f} per wait",
+    )
 
 
 def table(res: dict[str, Any]) -> str:

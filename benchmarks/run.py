@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import (
+    durable_waits,
     http2,
     imports,
     latency,
@@ -49,6 +50,7 @@ FULL: dict[str, Any] = {
         "ramp_s": 60.0,
     },
     "http2": {"levels": (1000, 2000), "steps": 4, "pace": 1.5},
+    "durable_waits": {"waits": 10_000, "steps": 1, "pace": 150.0, "window": 10.0},
 }
 TINY: dict[str, Any] = {
     "stream": {"events": 300, "trials": 1},
@@ -72,6 +74,7 @@ TINY: dict[str, Any] = {
         "ramp_s": 0.2,
     },
     "http2": {"levels": (4,), "steps": 2, "pace": 0.05},
+    "durable_waits": {"waits": 10, "steps": 1, "pace": 3.0, "window": 0.5, "timeout": 120.0},
 }
 ORDER = (
     "imports",
@@ -83,6 +86,7 @@ ORDER = (
     "scale",
     "http2",
     "paced",
+    "durable_waits",
 )
 
 
@@ -95,6 +99,7 @@ def run_all(sizes: dict[str, Any], only: tuple[str, ...] = ORDER) -> dict[str, A
     with sandbox_process(pace=0.0) as sb:
         modules = {"overhead": overhead, "stream": stream, "latency": latency, "per_run": per_run}
         modules |= {"recovery": recovery, "scale": scale, "http2": http2, "paced": paced}
+        modules |= {"durable_waits": durable_waits}
         for name in ORDER[1:]:
             if name in only:
                 sb.reset()

@@ -8,7 +8,10 @@ with the ``webhook_body="flat"`` setting the shape of Coasty's cookbook mock, ``
 legacy ``X-Coasty-Signature`` alias). Non-2xx answers and connection errors are retried up
 to ``webhook_max_attempts`` times, waiting ``webhook_retry_base * 2**(attempt - 1)`` seconds.
 Each attempt is logged (``GET /_sandbox/webhooks``). Deliveries run in their own tasks and
-never hold up a run.
+never hold up a run. At most ``CONCURRENCY`` attempts are on the wire at once, on as many
+connections kept alive between deliveries; the others wait their turn, and an attempt is
+signed and timed from when it is sent, not from when its delivery was queued (a burst of
+10,000 runs ending at once is delivered, not timed out in the sender's own queue).
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ import httpx
 
 from langchain_coasty.sandbox.records import iso
 
+CONCURRENCY = 32
+"""Delivery attempts in flight at once (the connections the sender keeps). Small on purpose:
+httpcore's pool walks all its connections for each idle one on every request and release,
+so its cost per request grows with the square of this number."""
 _FLAT_FIELDS = ("status", "result", "error", "awaiting_human_reason")
 """Run fields of a flat body, as Coasty's cookbook mock sends them."""
 
@@ -45,6 +52,7 @@ class WebhookSender:
         self._settings = settings  # -> (retry_base, max_attempts, timeout)
         self._on_attempt = on_attempt
         self._client: httpx.AsyncClient | None = None
+        self._slots: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.log: list[dict[str, Any]] = []
 
@@ -70,43 +78,53 @@ class WebhookSender:
         self, url: str, secret: str, event: dict[str, Any], about: dict[str, Any]
     ) -> None:
         body = json.dumps(event, separators=(",", ":")).encode()
-        if self._client is None:
-            self._client = httpx.AsyncClient()
+        client, slots = self._open()
         attempt = 0
         while True:
             attempt += 1
-            retry_base, max_attempts, timeout = self._settings()
-            signature = sign(secret, body, int(time.time()))
-            entry: dict[str, Any] = {
-                "url": url,
-                **about,
-                "attempt": attempt,
-                "status": None,
-                "error": None,
-                "delivered": False,
-                "ts": time.time(),
-            }
-            self._on_attempt()
-            try:
-                response = await self._client.post(
-                    url,
-                    content=body,
-                    headers={
-                        "Content-Type": "application/json",
-                        "Coasty-Signature": signature,
-                        "X-Coasty-Signature": signature,
-                        "User-Agent": "coasty-sandbox-webhooks",
-                    },
-                    timeout=timeout,
-                )
-                entry["status"] = response.status_code
-                entry["delivered"] = response.is_success
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                entry["error"] = f"{type(exc).__name__}: {exc}"
+            async with slots:  # signed when sent: a wait in the queue does not age it
+                retry_base, max_attempts, timeout = self._settings()
+                signature = sign(secret, body, int(time.time()))
+                entry: dict[str, Any] = {
+                    "url": url,
+                    **about,
+                    "attempt": attempt,
+                    "status": None,
+                    "error": None,
+                    "delivered": False,
+                    "ts": time.time(),
+                }
+                self._on_attempt()
+                try:
+                    response = await client.post(
+                        url,
+                        content=body,
+                        headers={
+                            "Content-Type": "application/json",
+                            "Coasty-Signature": signature,
+                            "X-Coasty-Signature": signature,
+                            "User-Agent": "coasty-sandbox-webhooks",
+                        },
+                        timeout=timeout,
+                    )
+                    entry["status"] = response.status_code
+                    entry["delivered"] = response.is_success
+                except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                    entry["error"] = f"{type(exc).__name__}: {exc}"
             self.log.append(entry)
             if entry["delivered"] or attempt >= max_attempts:
                 return
             await asyncio.sleep(retry_base * 2 ** (attempt - 1))
+
+    def _open(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        """The sender's connections and its slots, made on first use (on the server's loop)."""
+        if self._client is None or self._slots is None:
+            limits = httpx.Limits(
+                max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY
+            )
+            self._client = httpx.AsyncClient(limits=limits)
+            self._slots = asyncio.Semaphore(CONCURRENCY)
+        return self._client, self._slots
 
     def reset(self) -> None:
         for task in list(self._tasks):
@@ -119,3 +137,4 @@ class WebhookSender:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+            self._slots = None

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from benchmarks import (
+    durable_waits,
     http2,
     imports,
     latency,
@@ -172,3 +173,17 @@ def test_per_run_cpu(sb: Sandbox) -> None:
         )
     assert res["paths"]["agent_tool"]["baseline"] == "raw_async"
     assert any(r["bench"] == "7 per run" for r in report.figures({"benchmarks": {"per_run": res}}))
+
+
+def test_durable_waits_resumed_by_webhooks_hold_no_connection(sb: Sandbox) -> None:
+    res = durable_waits.run(sb, **TINY["durable_waits"])
+    n = TINY["durable_waits"]["waits"]
+    assert "error" not in res, res.get("error")
+    assert res["all_waiting_at_once"]
+    assert res["threads_resumed"] == res["succeeded"] == n
+    assert res["lost"] == res["resumed_twice"] == res["errors"] == 0
+    assert res["events_exactly_once_in_order"] == res["runs_with_events"] == n
+    assert res["connections_held_while_waiting_peak"] < n  # no connection per waiting run
+    assert res["resume_latency_ms"]["p50"] > 0 and res["first_end_to_last_resume_s"] > 0
+    rows = report.figures({"benchmarks": {"durable_waits": res}})
+    assert [r["met"] for r in rows if r["target"]] == [True, True, True]

@@ -188,3 +188,65 @@ def test_idempotency_lookup_can_be_switched_off(api: httpx.Client, sb: CoastySan
     assert gone.status_code == unknown.status_code == 404
     assert gone.json()["error"]["code"] == unknown.json()["error"]["code"] == "NOT_FOUND"
     assert gone.json()["error"]["message"].startswith("No route GET /v1/idempotency/")
+
+
+def test_a_burst_of_deliveries_to_a_slow_receiver_is_delivered_once_each(
+    api: httpx.Client, sb: CoastySandbox
+) -> None:
+    """Runs ending together: the sender bounds what is on the wire, and each is sent once.
+
+    Before the sender had slots, every delivery went to its HTTP pool at once and the later
+    ones timed out waiting for a connection (``PoolTimeout``) before they were even sent.
+    """
+    from langchain_coasty.sandbox.delivery import CONCURRENCY
+
+    runs, took = 5 * CONCURRENCY, 0.3  # the receiver's time per delivery (seconds)
+    lock = threading.Lock()
+    seen: list[bytes] = []
+    peers: set[int] = set()
+    in_flight = peak = 0
+
+    class Slow(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as a real receiver answers
+
+        def do_POST(self) -> None:
+            nonlocal in_flight, peak
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            with lock:
+                in_flight += 1
+                peak = max(peak, in_flight)
+                peers.add(self.client_address[1])
+            threading.Event().wait(took)  # the receiver's own work
+            with lock:
+                in_flight -= 1
+                seen.append(body)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 2 * CONCURRENCY  # the listen backlog (5 by default)
+
+    server = Server(("127.0.0.1", 0), Slow)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+        # Runs that end close together, whatever time their creation takes.
+        sb.load_scenarios([{"name": "burst", "match": "burst", "steps": 1, "pace": 2.0}])
+        sb.configure(webhook_timeout=1.0, webhook_retry_base=0.01, webhook_max_attempts=2)
+        ids = {create(api, sb.machine_id, task="burst", webhook_url=url)["id"] for _ in range(runs)}
+        wait_until(lambda: len(seen) >= runs, timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    log = sb.webhook_deliveries()
+    assert [e["error"] for e in log if not e["delivered"]] == []
+    assert sorted(e["run_id"] for e in log) == sorted(ids)  # one attempt each
+    assert {json.loads(b)["data"]["id"] for b in seen} == ids
+    assert peak <= CONCURRENCY
+    assert len(peers) < runs  # connections kept alive between deliveries

@@ -44,7 +44,11 @@ FULL: dict[str, Any] = {
     "imports": {"trials": 5},
     "per_run": {"runs": 200, "trials": 3, "steps": 3},
     "paced": {
-        "levels": ((10_000, "aiohttp", "tuned"), (10_000, "httpx", "tuned")),
+        "levels": (
+            (10_000, "aiohttp", "off"),
+            (10_000, "aiohttp", "tuned"),
+            (10_000, "httpx", "off"),
+        ),
         "steps": 16,
         "pace": 5.0,
         "ramp_s": 60.0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import secrets
 import sys
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from langchain_coasty.sandbox.scenarios import parse_scenarios, read_scenario_file
     from langchain_coasty.sandbox.server import (
         bind_socket,
+        collect_when_idle,
         raise_open_file_limit,
         steady_collector,
     )
@@ -79,8 +81,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     scenarios = parse_scenarios(read_scenario_file(args.scenarios)) if args.scenarios else []
     engine = Engine(config, scenarios, seed=args.seed)
+    idle_collector: list[asyncio.Task[None]] = []
+
+    def start_idle_collector() -> None:
+        idle_collector.append(asyncio.get_running_loop().create_task(collect_when_idle(engine)))
+
     try:
-        app = create_app(engine, allowed_hosts=args.allowed_host)
+        app = create_app(engine, start_idle_collector, allowed_hosts=args.allowed_host)
     except ValueError as exc:
         parser.error(str(exc))
     raise_open_file_limit()  # one descriptor per open event stream

@@ -322,3 +322,31 @@ def test_the_sandbox_raises_its_open_file_limit_for_many_streams() -> None:
     low, got, now, hard = (int(x) for x in out.stdout.split())
     assert got == now > low
     assert now == hard or hard < 0  # hard < 0: unlimited, raised to a large finite limit
+
+
+def test_the_sandbox_process_turns_the_collector_off_and_collects_when_idle() -> None:
+    # In a child: what `coasty-sandbox` does after start-up, then a cycle left behind.
+    import subprocess
+    import sys
+
+    code = (
+        "import asyncio, gc, weakref\n"
+        "from langchain_coasty.sandbox.engine import Engine\n"
+        "from langchain_coasty.sandbox import server\n"
+        "server.steady_collector()\n"
+        "assert not gc.isenabled() and gc.get_freeze_count() > 0\n"
+        "class Node: pass\n"
+        "a, b = Node(), Node(); a.other, b.other = b, a\n"
+        "gone = weakref.ref(a); del a, b\n"
+        "junk = [[i] for i in range(server._IDLE_COLLECT_AFTER + 1)]\n"
+        "async def main():\n"
+        "    task = asyncio.create_task(server.collect_when_idle(Engine(), every=0.01))\n"
+        "    for _ in range(500):\n"
+        "        await asyncio.sleep(0.01)\n"
+        "        if gone() is None: break\n"
+        "    task.cancel()\n"
+        "    print('collected' if gone() is None else 'left')\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "collected"

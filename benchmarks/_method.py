@@ -122,48 +122,79 @@ below N + 1024).
 benchmark once at a tiny size (no timing assertions) so that the harness cannot rot.
 """
 
-FINDINGS = """## Cost per run, the aiohttp backend, and the scale targets (this rerun)
+FINDINGS = """## The scale issue's figures: before and after
 
-New in this run: benchmark 7 (the client CPU one run costs, create + stream + final get,
-against raw httpx loops doing exactly those requests, sync and async, with a profile split
-by where the CPU goes, scaled to the unprofiled figure), the async client on aiohttp's
-transport (`AsyncCoastyClient(http_backend="aiohttp")`, the `[aiohttp]` extra) next to
-httpx at each scale level, and the scale issue's per-level targets. Quiet 2-core machine.
+"Before" is the previous full run (quiet 2-core machine); "after" is the run in the table
+above (1-minute load 0.5 at the start, 1.0 at the end: the levels of 10,000 runs and waits
+keep both cores busy). New in it: benchmark 3b (10,000 runs at one step per 5 s),
+benchmark 8 (HTTP/2) and benchmark 9 (10,000 durable waits).
 
-| figure | now | target | met |
-| --- | --- | --- | --- |
-| (c) `CoastyRunnable.stream` / raw | 0.58 [0.52-0.65] | >= 0.8 | no |
-| (d) tool in `create_agent` + handler / raw | 0.45 [0.36-0.54] | >= 0.7 | no |
-| CPU per run, `CoastyRunnable.invoke` / raw sync | 1.59 [1.37-1.72] | <= 1.5 | no (close) |
-| CPU per run, tool in `create_agent` / raw async | 5.51 [4.73-6.95] | <= 1.5 | no |
-| 500 runs, wall / scripted: httpx, aiohttp | 1.39, 1.28 | <= 1.1 | no |
-| 1,000 runs, wall / scripted: httpx, aiohttp | 2.08, 1.67 | <= 1.25 | no |
-| 2,000 runs, wall / scripted: httpx, aiohttp | 5.64, 3.53 | <= 1.5 | no |
-| 2,000 runs, peak open streams: httpx, aiohttp | 640, 2,000 | all 2,000 | with aiohttp |
-| memory per run at 2,000 | 82 KiB | <= 64 KiB | no |
+| figure | before | after | target | met |
+| --- | --- | --- | --- | --- |
+| (c) `CoastyRunnable.stream` / raw | 0.58 [0.52-0.65] | 0.73 [0.70-0.75] | >= 0.8 | no |
+| (d) tool in `create_agent` + handler / raw | 0.45 [0.36-0.54] | 0.55 [0.51-0.59] | >= 0.7 | no |
+| CPU per run, `CoastyRunnable.invoke` / raw sync | 1.59 [1.37-1.72] | 1.55 [1.42-1.74] | <= 1.5 | no |
+| CPU per run, tool in `create_agent` / raw async | 5.51 [4.73-6.95] | 5.61 [4.07-5.67] | <= 1.5 | no |
+| 500 runs, wall / scripted: httpx, aiohttp | 1.39, 1.28 | 1.44, 1.29 | <= 1.1 | no |
+| 1,000 runs, wall / scripted: httpx, aiohttp | 2.08, 1.67 | 1.95, 1.50 | <= 1.25 | no |
+| 2,000 runs, wall / scripted: httpx, aiohttp | 5.64, 3.53 | 3.97, 2.03 | <= 1.5 | no |
+| 2,000 runs, peak open streams: httpx, aiohttp | 640, 2,000 | 634, 2,000 | all 2,000 | with aiohttp |
+| memory per run at 2,000: httpx, aiohttp | 82 KiB, - | 67, 75 KiB | <= 64 KiB | no |
+| 10,000 runs at a step per 5 s: events in order, errors | not run | 10,000 of 10,000; 0 | all; 0 | yes |
+| the same: event-to-callback p99 (aiohttp; collector off / tuned) | not run | 43.9 / 91.5 ms | < 50 ms | off: yes |
+| the same, httpx (collector off) | not run | p99 1,204 ms | < 50 ms | no |
+| the same: open files, limit | not run | 10,063 of 20,000 | within | yes |
+| 10,000 durable waits: resumed once, succeeded, errors | not run | 10,000, 10,000, 0 | all; 0 | yes |
+| the same: connections held while all wait | not run | 0 (158 idle in the pools) | none per wait | yes |
+| the same: events once, in order | not run | 10,000 of 10,000 runs | all | yes |
+| HTTP/2 (h2c on hypercorn), 2,000 runs, wall vs HTTP/1.1 | not tried | 0.72, only 84 streams live | (experiment) | - |
 
-What the profile says is left:
+What changed, in this package's own code first:
 
-* **The agent path** spends its ~23 ms per run mostly outside this package: LangGraph's
-  event-loop tasks (about 8 ms), httpx's async stack (6.5 ms, against 2.4 ms for the raw
-  async loop's three requests), and the LangChain/LangGraph runtime (2.8 ms). The package's
-  own client, engine and payloads are about 0.8 ms of it. The raw baseline does not build or
-  run a graph, so 1.5x is out of reach without measuring something else.
-* **The runnable** is at 1.59x the raw sync loop: its HTTP costs 2.1 ms against the raw
-  loop's 1.8 ms (the pool spread and the stream's own line reader), the client 0.3 ms, the
-  engine 0.25 ms.
-* **At scale**, aiohttp's transport beats httpcore's at every level (0.63-0.92x the wall
-  time) and opens all 2,000 streams at once, where httpcore's pools top out at 640; both
-  share the 2 cores with the sandbox, which plays 2,000 runs at one step per 1.5 s.
-* **Cut in this session:** payloads are built only when a channel listens, and the
-  secret-key check on payload keys is cached. In same-process samples these took
-  `CoastyRunnable.stream` from 0.66 to 0.86 of raw on a loaded machine, but this quiet run
-  shows 0.58, inside the earlier run's spread. The runnable no longer captures the end
-  screen by default. Before that change, a rerun at 500 runs took 2.0x the scripted length
-  with the capture and 1.46x without it, and the sandbox now draws an unchanged screen
-  only once.
-* **Not run:** the 10,000-run level at one step per 5 s, 10,000 durable waits, and HTTP/2.
-  HTTP/2 was not tried because the sandbox's uvicorn stack does not speak it.
+* **One round trip per event.** The engine's `Deliver` op now reads the next event in the
+  same round trip (`then_next`), and the driver handles the two hot ops before its match.
+* **The stream decodes a chunk at a time** (`SSEDecoder.feed`, the line-by-line rules kept
+  and tested against each other), and payloads are built without ABC checks.
+* **Async hooks run inline.** `AsyncCoastyCallbackHandler.run_inline = True`: LangChain
+  awaited its hooks anyway, but scheduled a task (and a gather) per event for them. At
+  thousands of runs that was most of an event's cost: 64 -> 38 us an event.
+* **httpx's response cycle is broken** once a body is read (its stream points back at the
+  response): a run leaves 4-6 objects for the cyclic collector instead of ~140, and the
+  2,000-run memory fell from 82 to 67 KiB a run.
+* **The sandbox holds the levels.** Its own process raises its open-file limit, freezes
+  the collector after start-up and collects only when no stream is open (its young passes
+  were the p99 at 10,000 runs: 93 -> 22 ms in a trial); it delivers at most 32 webhooks at
+  once, signed when sent (at 1,000 durable waits all but 3 deliveries had timed out in its
+  own connection pool).
+* **Payloads carry the event's `ts`**, which is how the latency at 10,000 runs is measured
+  from a callback.
+
+What the profile shows is left:
+
+* **The collector.** With the thresholds tuned (young passes at 2,000 allocations, full
+  passes rare) it still took 6.7 s of the client's CPU at 10,000 runs, in 1,959 passes, and
+  doubled the p99 (91.5 against 43.9 ms with automatic passes off). A young pass costs about
+  3 us an object it walks, because each reference into a heap of millions of objects misses
+  the cache. The README says how a fleet process switches passes off.
+* **httpcore at 10,000 streams.** Its pool walks every connection on each request, and
+  its stream reads cost about 70 us an event against aiohttp's 38. At 10,000 runs the
+  client falls behind (p50 509 ms), so for fleets the aiohttp backend is the one to use.
+* **The wall-time levels (500-2,000 runs at a step per 1.5 s)** share 2 cores with a sandbox
+  that plays every run: at 2,000 runs the two processes are at about a core each. Scale's
+  events arrive about 200 times as often per run as Coasty's real pace, which benchmark 3b
+  measures instead.
+* **(c) and (d).** The raw loop fell to 4.1 us an event on this quiet run. Of the runnable's
+  3.1 us over it, LangChain's stream wrapper and the engine's step generator are about
+  half. The tool adds LangChain's callback manager, about 2 us an event for one handler.
+* **CPU per run.** The runnable is 0.78 ms over the raw loop: the child `coasty_run` trace
+  run, two callback-manager configurations per run, the session and the request checks.
+  The agent path's ~15 ms is mostly LangGraph's own tasks and httpx's async stack: the raw
+  baseline builds no graph, so 1.5x is out of reach without measuring something else.
+* **HTTP/2** was tried (benchmark 8) and not kept as an option. It halves the client's CPU
+  per run at 2,000 runs on one connection, but httpcore carries at most 100 live streams on
+  a connection (the rest queue and arrive as a late burst), and one GOAWAY fails every run
+  on it. With the client's own run pools over HTTP/2 all 1,979 streams were live, but it
+  was no faster than HTTP/1.1 on aiohttp.
 
 ## The run engine: before and after
 

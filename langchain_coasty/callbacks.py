@@ -37,13 +37,14 @@ from uuid import UUID
 
 from langchain_core.callbacks import (
     AsyncCallbackHandler,
+    AsyncCallbackManager,
     BaseCallbackHandler,
     adispatch_custom_event,
     dispatch_custom_event,
 )
 
 if TYPE_CHECKING:
-    from langchain_core.callbacks import AsyncCallbackManager, CallbackManager
+    from langchain_core.callbacks import CallbackManager
     from langchain_core.runnables import RunnableConfig
 
     from langchain_coasty.client import RunEvent
@@ -165,14 +166,23 @@ class EventDispatcher:
         self,
         config: RunnableConfig | None,
         stream_writer: Callable[[Any], None] | None,
+        *,
+        manager: CallbackManager | AsyncCallbackManager | None = None,
     ) -> None:
         self._config = config
         self._writer = stream_writer
         # Resolved on first use, then kept: the config is fixed for the run, and building a
-        # callback manager per event was most of the dispatch cost.
+        # callback manager per event was most of the dispatch cost. A caller that holds the
+        # run's child manager passes it (``manager``): nothing is built at all then.
         self._manager: CallbackManager | None = None
         self._amanager: AsyncCallbackManager | None = None
         self._listening: bool | None = None
+        if manager is not None and manager.parent_run_id is not None:
+            if isinstance(manager, AsyncCallbackManager):
+                self._amanager = manager
+            else:
+                self._manager = manager
+            self._listening = stream_writer is not None or bool(manager.handlers)
 
     @property
     def listening(self) -> bool:

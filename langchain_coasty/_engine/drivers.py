@@ -123,8 +123,9 @@ def drive_sync(
                 case Attached():
                     child = _start_child(session, callbacks)
                     if child is not None:
-                        config = patch_config(session.config, callbacks=child.get_child())
-                        dispatcher = EventDispatcher(config, writer)
+                        events_to = child.get_child()
+                        config = patch_config(session.config, callbacks=events_to)
+                        dispatcher = EventDispatcher(config, writer, manager=events_to)
                 case GetRun(run_id=run_id):
                     value = client.runs.get(run_id)
                 case ReadEvents(run_id=run_id, after=after, stop=stop_at):
@@ -237,8 +238,9 @@ async def drive_async(
                 case Attached():
                     child = await _astart_child(session, callbacks)
                     if child is not None:
-                        config = patch_config(session.config, callbacks=child.get_child())
-                        dispatcher = EventDispatcher(config, writer)
+                        aevents_to = child.get_child()
+                        config = patch_config(session.config, callbacks=aevents_to)
+                        dispatcher = EventDispatcher(config, writer, manager=aevents_to)
                 case GetRun(run_id=run_id):
                     value = await client.runs.get(run_id)
                 case ReadEvents(run_id=run_id, after=after, stop=stop_at):

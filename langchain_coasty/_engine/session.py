@@ -114,7 +114,8 @@ class RunSession:
         self.action_name = action_name
         self.run: Run | None = None
         self.progress = RunProgress()
-        self.log: deque[dict[str, Any]] = deque(maxlen=_LOG_SIZE)
+        # (seq, type, detail): a tuple an event while the run goes, dicts when it is done
+        self.log: deque[tuple[int, str, Any]] = deque(maxlen=_LOG_SIZE)
         self.stop_reason: StopReason | None = None
         self.stop_note: str | None = None
         self.done = False
@@ -425,7 +426,7 @@ class RunSession:
         fields.update(
             stop_reason=self.stop_reason,
             stop_note=self.stop_note if self.stop_reason else None,
-            event_log=list(self.log),
+            event_log=[_log_dict(*entry) for entry in self.log],
             ended_before_call=self.ended_before_call,
             screen=None if self.screen is None else dict(self.screen),
         )
@@ -437,14 +438,20 @@ class RunSession:
         return self.result
 
 
-def _log_entry(event: RunEvent) -> dict[str, Any]:
+def _log_entry(event: RunEvent) -> tuple[int, str, Any]:
     data = event.data if type(event.data) is dict or isinstance(event.data, Mapping) else {}
     detail: Any = None
     for key in ("summary", "status", "question", "action", "credits_charged", "code", "text"):
         if data.get(key) is not None:
             detail = data[key]
             break
-    entry: dict[str, Any] = {"seq": event.seq, "type": event.type}
+    if isinstance(detail, str):
+        detail = detail[:200]
+    return (event.seq, event.type, detail)
+
+
+def _log_dict(seq: int, kind: str, detail: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"seq": seq, "type": kind}
     if detail is not None:
-        entry["detail"] = detail[:200] if isinstance(detail, str) else detail
+        entry["detail"] = detail
     return entry

@@ -20,6 +20,8 @@ from typing import Any
 import httpcore
 import httpx
 
+from langchain_coasty.client._base_client import _unlink
+
 __all__ = ["bounded", "new_client", "overdue", "send_within"]
 
 _DEADLINE: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar(
@@ -152,12 +154,7 @@ def send_within(
             response.read()
         finally:
             response.close()
-    if response.stream is not None:  # the body is read: drop httpx's stream -> response cycle
-        response.stream = _READ
-    return response
-
-
-_READ = httpx.ByteStream(b"")
+    return _unlink(response)
 
 
 class _Deadlined(httpx.SyncByteStream):

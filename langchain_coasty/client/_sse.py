@@ -83,38 +83,17 @@ class SSEDecoder:
         self._first = True
 
     def decode(self, line: str) -> ServerSentEvent | Heartbeat | None:
-        if self._first:
+        """One line: the frame it completes, ``HEARTBEAT`` for a comment, else None."""
+        bare = line[1:] if self._first and line.startswith("\ufeff") else line
+        if bare[:1] == ":":
             self._first = False
-            if line.startswith("\ufeff"):
-                line = line[1:]
-        if not line:
-            return self._dispatch()
-        if line[0] == ":":
             return HEARTBEAT
-        field, colon, value = line.partition(":")
-        if colon and value.startswith(" "):
-            value = value[1:]
-        if field == "data":
-            self._size += len(value) + 1
-            if self._size > self._max:
-                self._data, self._size = [], 0
-                raise FrameTooLarge(f"a frame with more than {self._max} characters of data")
-            self._data.append(value)
-        elif field == "event":
-            self._event = value
-        elif field == "id":
-            if "\0" not in value:
-                self._last_id = value
-        elif field == "retry" and value.isascii() and value.isdigit():
-            self._retry = int(value)
-        return None
+        frames = self.feed([line])
+        return frames[0] if frames else None
 
     def feed(self, lines: list[str]) -> list[ServerSentEvent]:
-        """The frames completed by ``lines``, as ``decode`` line by line would give them.
-
-        Comments are dropped: a reader looks at its clock once per chunk. One call per
-        chunk instead of one per line: this is the stream's hot loop.
-        """
+        """The frames completed by ``lines``; comments are dropped (a reader looks at its
+        clock once per chunk). One call per chunk, not per line: the stream's hot loop."""
         frames: list[ServerSentEvent] = []
         for line in lines:
             if self._first:
@@ -155,13 +134,4 @@ class SSEDecoder:
             data=data[0] if len(data) == 1 else "\n".join(data),
             id=self._last_id,
             retry=self._retry,
-        )
-
-    def _dispatch(self) -> ServerSentEvent | None:
-        data, event = self._data, self._event
-        self._data, self._event, self._size = [], "", 0
-        if not data:
-            return None
-        return ServerSentEvent(
-            event=event or "message", data="\n".join(data), id=self._last_id, retry=self._retry
         )

@@ -1,8 +1,8 @@
 """The resumable, exactly-once, in-order run event stream (sync and async twins).
 
-One cohesive thing, kept in one module on purpose: the frame reader (`_Cursor`, both
-framings), the reconnect and deadline bookkeeping both twins share (`_StreamBase`), and the
-two I/O loops, which must be read side by side.
+The reconnect and deadline bookkeeping both twins share (`_StreamBase`) and the two I/O
+loops, kept together because they must be read side by side; what a frame means (both
+framings, duplicates, phantoms) is the cursor's, in `_frames`.
 
 One cursor (the last delivered `seq`) is all the state kept, so memory stays flat over any
 number of events. A stream only ends at `done`: a clean EOF, a cut connection, a read timeout
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
@@ -42,7 +41,6 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from httpx_sse import ServerSentEvent
 
 from langchain_coasty.client._base_client import _connection_error, _unlink
 from langchain_coasty.client._deadline import bounded
@@ -54,6 +52,7 @@ from langchain_coasty.client._errors import (
     IdleTimeoutError,
     status_error_from_response,
 )
+from langchain_coasty.client._frames import _BadFrame, _Cursor
 from langchain_coasty.client._models import RunEvent, RunStatus
 from langchain_coasty.client._retry import RetryPolicy
 from langchain_coasty.client._sse import (
@@ -79,10 +78,6 @@ END = _End()
 """What ``_after_status`` returns when the stream is over."""
 
 
-class _BadFrame(Exception):
-    """A frame that cannot be parsed; the stream reconnects from the cursor."""
-
-
 @dataclass
 class StreamConfig:
     """What an event stream needs from its client."""
@@ -95,129 +90,6 @@ class StreamConfig:
     run_id: str | None = None
     max_frame_chars: int = MAX_FRAME_CHARS
     """The longest line, and the most data in one frame, the stream accepts."""
-
-
-_ENVELOPE_KEYS = ("seq", "type", "data")
-
-
-def _line_seq(value: str) -> int | None:
-    """The integer of an ``id:`` line, or None."""
-    return int(value) if value.isascii() and value.isdigit() else None
-
-
-class _Cursor:
-    """Turns raw SSE frames into new events, dropping heartbeats, phantoms and duplicates.
-
-    Two framings are read, decided frame by frame from what the frame holds: the envelope
-    (``data: {seq, type, data}``, the OpenAPI's) and the flat form of Coasty's docs (``id:``
-    is the seq, ``event:`` the type, ``data:`` the payload itself). A JSON object holding two
-    of ``seq``, ``type`` and ``data`` is an envelope. An envelope that contradicts its own
-    ``id:`` / ``event:`` lines is still read as an envelope (its fields are explicit), and the
-    lines' values are kept on the event as ``sse_id`` / ``sse_event`` so nothing is dropped;
-    the first such frame of a stream is logged.
-    """
-
-    def __init__(self, after: int, run_id: str | None = None) -> None:
-        self.last_seq = after
-        self.last_type: str | None = None
-        self.duplicates = 0
-        self.contradictions = 0
-        self._run_id = run_id
-
-    def accept(self, sse: ServerSentEvent) -> RunEvent | None:
-        # httpx-sse yields an empty event (carrying the sticky last id) after each
-        # heartbeat comment; frames without data carry no event.
-        data = sse.data
-        if not data or data.isspace():
-            return None
-        if '"seq"' not in data:
-            return self._accept_tolerantly(sse)
-        try:
-            # Fast path: a well-formed envelope is parsed and validated in one pass (the hot loop).
-            event = RunEvent.model_validate_json(data, strict=True)
-        except ValueError:
-            return self._accept_tolerantly(sse)
-        if (sse.id and sse.id != str(event.seq)) or (
-            sse.event != event.type and sse.event != "message"
-        ):
-            return self._accept_tolerantly(sse)
-        return self._advance(event)
-
-    def _advance(self, event: RunEvent) -> RunEvent | None:
-        if event.seq <= self.last_seq:
-            self.duplicates += 1
-            return None
-        self.last_seq = event.seq
-        self.last_type = event.type
-        return event
-
-    def _accept_tolerantly(self, sse: ServerSentEvent) -> RunEvent | None:
-        try:
-            payload = json.loads(sse.data)
-        except ValueError as exc:
-            raise _BadFrame(f"frame data is not JSON: {sse.data[:80]!r}") from exc
-        if isinstance(payload, dict) and sum(k in payload for k in _ENVELOPE_KEYS) >= 2:
-            return self._envelope(sse, payload)
-        return self._flat(sse, payload)
-
-    def _flat(self, sse: ServerSentEvent, payload: Any) -> RunEvent | None:
-        seq = _line_seq(sse.id)
-        if seq is None:
-            raise _BadFrame("frame has no integer seq (no envelope and no integer id: line)")
-        if seq <= self.last_seq:
-            self.duplicates += 1
-            return None
-        data = (
-            payload if isinstance(payload, dict) else {} if payload is None else {"value": payload}
-        )
-        return self._advance(RunEvent.model_construct(seq=seq, type=sse.event, data=data, ts=None))
-
-    def _envelope(self, sse: ServerSentEvent, payload: dict[str, Any]) -> RunEvent | None:
-        line_seq = _line_seq(sse.id)
-        seq = payload.get("seq")
-        given_type = payload.get("type")
-        extra = {k: v for k, v in payload.items() if k not in ("seq", "type", "data", "ts")}
-        if isinstance(seq, bool) or not isinstance(seq, int):
-            seq = line_seq
-            if seq is None:
-                raise _BadFrame("frame has no integer seq")
-        elif line_seq is not None and line_seq != seq:
-            extra["sse_id"] = sse.id
-        if isinstance(given_type, str) and given_type and sse.event not in ("message", given_type):
-            extra["sse_event"] = sse.event
-        if "sse_id" in extra or "sse_event" in extra:
-            self._contradiction(seq, given_type, sse)
-        if seq <= self.last_seq:
-            self.duplicates += 1
-            return None
-        data = payload.get("data")
-        ts = payload.get("ts")
-        event = RunEvent.model_validate(
-            {
-                **extra,
-                "seq": seq,
-                "type": str(given_type or sse.event or "message"),
-                "data": data
-                if isinstance(data, dict)
-                else ({} if data is None else {"value": data}),
-                "ts": ts if isinstance(ts, int | float) and not isinstance(ts, bool) else None,
-            }
-        )
-        return self._advance(event)
-
-    def _contradiction(self, seq: int, given_type: object, sse: ServerSentEvent) -> None:
-        self.contradictions += 1
-        if self.contradictions == 1:
-            logger.warning(
-                "Event stream of run %s: a frame's envelope (seq %s, type %r) contradicts its "
-                "id: %r / event: %r lines; read as the envelope, the lines kept as sse_id / "
-                "sse_event (logged once per stream).",
-                self._run_id,
-                seq,
-                given_type,
-                sse.id,
-                sse.event,
-            )
 
 
 class _StreamBase:
